@@ -1,0 +1,1 @@
+"""MDMF in JAX/Flax: AI-generated image detection by patch-level MMD."""
