@@ -1,0 +1,378 @@
+"""Kernels, quadratic-time MMD estimators, permutation tests and streaming means.
+
+Pure `jax.numpy`: no Flax, no state. Everything here works under `jax.jit`,
+`jax.vmap` over a leading batch of sets, and `jax.grad`.
+
+Conventions
+-----------
+* A point set is an array of shape (m, d). The deep kernel's points are pairs
+  `(s, z)` of PFS features s (m, d') and raw features z (m, D).
+* A kernel is `kernel(x, y, **params) -> (m, n)` Gram matrix; `KERNELS` maps a
+  name to it. Bind parameters with `functools.partial` to get a `kernel_fn(x, y)`.
+* Bandwidths divide the distance exactly as written (no hidden factor 2):
+  gaussian is exp(-|x - y|^2 / bandwidth), so a median heuristic for it returns
+  the median *squared* distance.
+* Estimators take Gram matrices, so any kernel plugs in. Masks are boolean
+  vectors marking the valid points of padded sets; a masked estimator equals the
+  unmasked one on the valid points. Arithmetic is float32, or float64 when
+  `jax_enable_x64` is on and the inputs are float64.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+KernelFn = Callable[[Any, Any], Array]
+
+# Distances feed exponentials: TPU's default bf16 matmul passes (and TF32 on
+# GPUs) would cost several significant digits, so the one matmul runs in full
+# precision.
+_DIST_PRECISION = jax.lax.Precision.HIGHEST
+
+
+# --------------------------------------------------------------------------
+# Distances and kernels.
+# --------------------------------------------------------------------------
+
+
+def _compute_dtype(*arrays):
+  return jnp.result_type(jnp.float32, *arrays)
+
+
+def pairwise_sq_dists(x: Array, y: Array | None = None) -> Array:
+  """Squared Euclidean distances |x_i - y_j|^2, shape (m, n).
+
+  Computed as |x|^2 + |y|^2 - 2 x.y after centring both sets on the mean of x
+  (which removes the cancellation that large common offsets cause), clipped at
+  0. When `y` is None or the same array object as `x`, the diagonal is exactly
+  0 (the expansion alone leaves rounding residue there).
+  """
+  same = y is None or y is x
+  dtype = _compute_dtype(x) if same else _compute_dtype(x, y)
+  x = x.astype(dtype)
+  centre = jax.lax.stop_gradient(jnp.mean(x, axis=0))
+  x = x - centre
+  y = x if same else y.astype(dtype) - centre
+  x_sq = jnp.sum(x * x, axis=-1)
+  y_sq = x_sq if same else jnp.sum(y * y, axis=-1)
+  cross = jnp.matmul(x, y.T, precision=_DIST_PRECISION)
+  d2 = jnp.maximum(x_sq[:, None] + y_sq[None, :] - 2.0 * cross, 0.0)
+  if same:
+    d2 = jnp.where(jnp.eye(d2.shape[0], dtype=bool), 0.0, d2)
+  return d2
+
+
+def pairwise_l1_dists(x: Array, y: Array | None = None) -> Array:
+  """L1 distances sum_k |x_ik - y_jk|, shape (m, n).
+
+  Written as a broadcast-and-reduce; XLA fuses it, so the (m, n, d) difference
+  tensor is not materialised. Exact (zero diagonal when x is y), and its
+  gradient is finite everywhere (d|t|/dt = 0 at t = 0).
+  """
+  y = x if y is None else y
+  dtype = _compute_dtype(x, y)
+  diff = x.astype(dtype)[:, None, :] - y.astype(dtype)[None, :, :]
+  return jnp.sum(jnp.abs(diff), axis=-1)
+
+
+def gaussian(x: Array, y: Array, bandwidth) -> Array:
+  """k(x, y) = exp(-|x - y|_2^2 / bandwidth)."""
+  return jnp.exp(-pairwise_sq_dists(x, y) / bandwidth)
+
+
+def laplace(x: Array, y: Array, bandwidth) -> Array:
+  """k(x, y) = exp(-|x - y|_1 / bandwidth), with the L1 norm.
+
+  L1 (as in MMDAgg/MMD-FUSE) rather than L2: it is a product of 1-d Laplace
+  kernels, and has no sqrt(0) in its gradient at x == y.
+  """
+  return jnp.exp(-pairwise_l1_dists(x, y) / bandwidth)
+
+
+def imq(x: Array, y: Array, c, beta=-0.5) -> Array:
+  """Inverse multiquadric k(x, y) = (c^2 + |x - y|_2^2)^beta, beta < 0."""
+  return (c**2 + pairwise_sq_dists(x, y)) ** beta
+
+
+def multi_gaussian(x: Array, y: Array, bandwidths) -> Array:
+  """Mean over a bandwidth grid of exp(-|x - y|^2 / b); distances computed once."""
+  d2 = pairwise_sq_dists(x, y)
+  bandwidths = jnp.asarray(bandwidths, d2.dtype)
+  return jnp.mean(jnp.exp(-d2[None] / bandwidths[:, None, None]), axis=0)
+
+
+def deep(x, y, eps, sigma_phi, sigma_q) -> Array:
+  """MMD-D's deep kernel (Liu et al., ICML 2020), on pairs x = (s_x, z_x).
+
+    k(a, b) = [(1 - eps) exp(-|s_a - s_b|^2 / sigma_phi) + eps]
+              * exp(-|z_a - z_b|^2 / sigma_q)
+
+  s are PFS features, z raw backbone features. eps in (0, 1) and the sigmas
+  > 0 are the constrained values (the raw, learnable parametrisation lives in
+  models/pfs.py).
+  """
+  s_x, z_x = x
+  s_y, z_y = (None, None) if y is x else y  # None: exact zero self-distances
+  d2_s = pairwise_sq_dists(s_x, s_y)
+  d2_z = pairwise_sq_dists(z_x, z_y)
+  return ((1.0 - eps) * jnp.exp(-d2_s / sigma_phi) + eps) * jnp.exp(-d2_z / sigma_q)
+
+
+KERNELS: dict[str, Callable[..., Array]] = {
+    "gaussian": gaussian,
+    "laplace": laplace,
+    "imq": imq,
+    "multi_gaussian": multi_gaussian,
+    "deep": deep,
+}
+
+
+def gram_matrices(kernel_fn: KernelFn, x, y) -> tuple[Array, Array, Array]:
+  """(Kxx, Kyy, Kxy) for a bound kernel; Kxx and Kyy get exact zero-distance diagonals."""
+  return kernel_fn(x, x), kernel_fn(y, y), kernel_fn(x, y)
+
+
+# --------------------------------------------------------------------------
+# Bandwidth heuristics.
+# --------------------------------------------------------------------------
+
+_METRICS = {"sq_euclidean": pairwise_sq_dists, "l1": pairwise_l1_dists}
+
+
+def _pooled_subsample(x, y, key, max_points):
+  points = x if y is None else jnp.concatenate([x, y], axis=0)
+  if points.shape[0] <= max_points:
+    return points
+  if key is None:
+    raise ValueError(
+        f"{points.shape[0]} points > max_points={max_points}: pass a PRNG `key` "
+        "to subsample (a median over all pairs is slow under XLA)."
+    )
+  idx = jax.random.choice(key, points.shape[0], (max_points,), replace=False)
+  return points[idx]
+
+
+def _off_diagonal_distances(x, y, key, max_points, metric):
+  if metric not in _METRICS:
+    raise ValueError(f"metric={metric!r}; expected one of {sorted(_METRICS)}")
+  points = _pooled_subsample(x, y, key, max_points)
+  d = _METRICS[metric](points)
+  rows, cols = jnp.triu_indices(points.shape[0], k=1)
+  return d[rows, cols]
+
+
+def median_heuristic(x, y=None, *, key=None, max_points=1024, metric="sq_euclidean"):
+  """Median pairwise distance over the pooled points of x (and y).
+
+  metric="sq_euclidean" gives the median *squared* distance (the bandwidth
+  for `gaussian`/`deep`), "l1" the median L1 distance (for `laplace`). With
+  more than `max_points` points a random subsample of that size is used
+  (needs `key`).
+  """
+  return jnp.median(_off_diagonal_distances(x, y, key, max_points, metric))
+
+
+def mean_heuristic(x, y=None, *, key=None, max_points=1024, metric="sq_euclidean"):
+  """Mean pairwise distance over the pooled points (same conventions as `median_heuristic`)."""
+  return jnp.mean(_off_diagonal_distances(x, y, key, max_points, metric))
+
+
+# --------------------------------------------------------------------------
+# Estimators on Gram matrices.
+# --------------------------------------------------------------------------
+
+
+def _as_float(k):
+  return k.astype(_compute_dtype(k))
+
+
+def _valid(mask, n):
+  return jnp.ones((n,), bool) if mask is None else mask.astype(bool)
+
+
+def _masked_gram(k, valid_rows, valid_cols):
+  # Select rather than multiply: padded points may hold anything, inf and NaN included.
+  return jnp.where(valid_rows[:, None] & valid_cols[None, :], _as_float(k), 0.0)
+
+
+def mmd2(kxx, kyy, kxy, estimator="unbiased", mask_x=None, mask_y=None):
+  """Two-sample MMD^2 between X (m points) and Y (n points), m != n allowed.
+
+    biased (V):   mean(Kxx) + mean(Kyy) - 2 mean(Kxy)
+    unbiased (U): sum_{i!=j} Kxx_ij / (m(m-1)) + sum_{i!=j} Kyy_ij / (n(n-1))
+                  - 2 mean(Kxy)
+
+  m, n count the valid points when masks are given.
+  """
+  if estimator not in ("biased", "unbiased"):
+    raise ValueError(f"estimator={estimator!r}; expected 'biased' or 'unbiased'")
+  vx, vy = _valid(mask_x, kxx.shape[0]), _valid(mask_y, kyy.shape[0])
+  kxx, kyy = _masked_gram(kxx, vx, vx), _masked_gram(kyy, vy, vy)
+  kxy = _masked_gram(kxy, vx, vy)
+  m, n = jnp.sum(vx, dtype=kxx.dtype), jnp.sum(vy, dtype=kxx.dtype)
+  sum_xx, sum_yy, cross = jnp.sum(kxx), jnp.sum(kyy), jnp.sum(kxy) / (m * n)
+  if estimator == "biased":
+    return sum_xx / m**2 + sum_yy / n**2 - 2.0 * cross
+  sum_xx, sum_yy = sum_xx - jnp.trace(kxx), sum_yy - jnp.trace(kyy)
+  return sum_xx / (m * (m - 1)) + sum_yy / (n * (n - 1)) - 2.0 * cross
+
+
+def _one_sample_u_and_variance(h, mask):
+  """U statistic sum_{i!=j} H_ij / (n(n-1)) and its H1 variance (MMD-D's estimate).
+
+    var = 4/n^3 sum_i (sum_j H_ij)^2 - 4/n^4 (sum_ij H_ij)^2
+
+  The variance sums include the diagonal, as in MMD-D's reference code.
+  """
+  valid = _valid(mask, h.shape[0])
+  h = _masked_gram(h, valid, valid)
+  n = jnp.sum(valid, dtype=h.dtype)
+  row_sums = jnp.sum(h, axis=1)
+  total = jnp.sum(row_sums)
+  stat = (total - jnp.trace(h)) / (n * (n - 1))
+  var = 4.0 * jnp.sum(row_sums**2) / n**3 - 4.0 * total**2 / n**4
+  return stat, var
+
+
+def paired_mmd2_and_variance(kxx, kyy, kxy, mask=None):
+  """MMD-D's one-sample U statistic for paired sets (m = n) and its H1 variance.
+
+    H_ij = Kxx_ij + Kyy_ij - Kxy_ij - Kxy_ji,  MMD2 = sum_{i!=j} H_ij / (n(n-1))
+
+  `mask` marks valid pairs (point i of X with point i of Y).
+  """
+  kxx, kyy, kxy = _as_float(kxx), _as_float(kyy), _as_float(kxy)
+  return _one_sample_u_and_variance(kxx + kyy - kxy - kxy.T, mask)
+
+
+def mpp_and_variance(kxx, kxy, mask=None):
+  """MMD-MP's multi-population proxy (Zhang et al., ICLR 2024): no Y-Y term.
+
+    H_ij = Kxx_ij - Kxy_ij - Kxy_ji,  MPP = sum_{i!=j} H_ij / (n(n-1))
+         = mean_{i!=j} Kxx - 2 mean_{i!=j} Kxy
+
+  X is the single population (real), Y the mixture of generators (fake).
+  """
+  kxx, kxy = _as_float(kxx), _as_float(kxy)
+  return _one_sample_u_and_variance(kxx - kxy - kxy.T, mask)
+
+
+def studentise(stat, var, reg=1e-8):
+  """stat / sqrt(var + reg): the test-power proxy of MMD-D (reg keeps it finite)."""
+  return stat / jnp.sqrt(jnp.maximum(var, 0.0) + reg)
+
+
+def j_statistic(kxx, kyy, kxy, reg=1e-8, mask=None):
+  """J = MMD2 / sqrt(var + reg) with the paired one-sample U statistic."""
+  return studentise(*paired_mmd2_and_variance(kxx, kyy, kxy, mask), reg)
+
+
+def witness(k_test_test, k_test_ref, mask_test=None, mask_ref=None):
+  """Empirical MMD witness at each test point: w(t_k) = mean_t k(t_k, t) - mean_r k(t_k, r).
+
+  Means run over all valid test points (t_k itself included) and all valid
+  reference points. Positive where the test set is denser than the reference:
+  reshaped to the patch grid it is the defect heat map.
+  """
+  vt = _valid(mask_test, k_test_test.shape[0])
+  vr = _valid(mask_ref, k_test_ref.shape[1])
+  k_tt, k_tr = _masked_gram(k_test_test, vt, vt), _masked_gram(k_test_ref, vt, vr)
+  num_test, num_ref = jnp.sum(vt, dtype=k_tt.dtype), jnp.sum(vr, dtype=k_tr.dtype)
+  return jnp.sum(k_tt, axis=1) / num_test - jnp.sum(k_tr, axis=1) / num_ref
+
+
+def set_mmd2(kernel_fn: KernelFn, x, y, estimator="unbiased", mask_x=None, mask_y=None):
+  """`mmd2` between two point sets for a bound kernel."""
+  return mmd2(*gram_matrices(kernel_fn, x, y), estimator, mask_x, mask_y)
+
+
+# --------------------------------------------------------------------------
+# Permutation test.
+# --------------------------------------------------------------------------
+
+
+def _num_points(points):
+  return jax.tree.leaves(points)[0].shape[0]
+
+
+def _mmd2_for_assignments(k, in_x, estimator):
+  """MMD^2 for a batch of X/Y splits of the pooled Gram matrix.
+
+  k: (N, N) Gram matrix of the pooled sample; in_x: (P, N) 0/1 indicators of
+  the X side. All P statistics come from two (P, N) x (N, N) products.
+  """
+  in_y = 1.0 - in_x
+  m, n = jnp.sum(in_x, axis=1), jnp.sum(in_y, axis=1)
+  kx = in_x @ k
+  sum_xx = jnp.sum(kx * in_x, axis=1)
+  sum_xy = jnp.sum(kx * in_y, axis=1)
+  sum_yy = jnp.sum((in_y @ k) * in_y, axis=1)
+  if estimator == "biased":
+    return sum_xx / m**2 + sum_yy / n**2 - 2.0 * sum_xy / (m * n)
+  diag = jnp.diagonal(k)
+  sum_xx = sum_xx - in_x @ diag
+  sum_yy = sum_yy - in_y @ diag
+  return sum_xx / (m * (m - 1)) + sum_yy / (n * (n - 1)) - 2.0 * sum_xy / (m * n)
+
+
+@functools.partial(jax.jit, static_argnames=("kernel_fn", "num_permutations", "estimator"))
+def permutation_test(x, y, kernel_fn: KernelFn, num_permutations: int, key,
+                     estimator="unbiased"):
+  """Permutation two-sample test of H0: X and Y have the same distribution.
+
+  The pooled Gram matrix is computed once; every permutation reassigns its rows
+  and columns to X and Y (batched matrix form, no Python loop). Returns the
+  observed MMD^2 and the p-value (1 + #{perm stat >= observed}) / (P + 1).
+  `kernel_fn` must be hashable (a module-level function or functools.partial
+  of hashable values) since it is a static argument.
+  """
+  if estimator not in ("biased", "unbiased"):
+    raise ValueError(f"estimator={estimator!r}; expected 'biased' or 'unbiased'")
+  m, n = _num_points(x), _num_points(y)
+  pooled = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), x, y)
+  k = _as_float(kernel_fn(pooled, pooled))
+  base = jnp.concatenate([jnp.ones((m,), k.dtype), jnp.zeros((n,), k.dtype)])
+  keys = jax.random.split(key, num_permutations)
+  permuted = jax.vmap(lambda kk: jax.random.permutation(kk, base))(keys)
+  stats = _mmd2_for_assignments(k, jnp.concatenate([base[None], permuted]), estimator)
+  observed, null = stats[0], stats[1:]
+  p_value = (1.0 + jnp.sum(null >= observed)) / (num_permutations + 1.0)
+  return observed, p_value
+
+
+# --------------------------------------------------------------------------
+# Streaming over a large reference set.
+# --------------------------------------------------------------------------
+
+
+def streamed_mean_kernel(kernel_fn: KernelFn, t, r, block_size=4096, mask_r=None):
+  """mean_r k(t_i, r) for every test point t_i, streaming R in blocks.
+
+  R is padded to a multiple of `block_size` and scanned block by block, so
+  memory is O(block_size * |T|) whatever |R| is. Equals the dense
+  `mean(kernel_fn(t, r)[:, mask_r], axis=1)`.
+  """
+  num_ref = _num_points(r)
+  block_size = min(block_size, num_ref)
+  num_blocks = -(-num_ref // block_size)
+  pad = num_blocks * block_size - num_ref
+
+  def to_blocks(a):
+    a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+    return a.reshape((num_blocks, block_size) + a.shape[1:])
+
+  valid_r = to_blocks(_valid(mask_r, num_ref))
+  valid_t = jnp.ones((_num_points(t),), bool)
+
+  def add_block(acc, block):
+    r_block, valid_block = block
+    return acc + jnp.sum(_masked_gram(kernel_fn(t, r_block), valid_t, valid_block), axis=1), None
+
+  init = jnp.zeros((_num_points(t),), _compute_dtype(*jax.tree.leaves(t)))
+  total, _ = jax.lax.scan(add_block, init, (jax.tree.map(to_blocks, r), valid_r))
+  return total / jnp.sum(valid_r, dtype=total.dtype)
