@@ -188,7 +188,7 @@ def mean_heuristic(x, y=None, *, key=None, max_points=1024, metric="sq_euclidean
 
 
 def _as_float(k):
-  return k.astype(_compute_dtype(k))
+  return jnp.asarray(k, _compute_dtype(k))
 
 
 def _valid(mask, n):
