@@ -1,0 +1,321 @@
+"""DINOv2-compatible Vision Transformer (Flax linen).
+
+Reproduces the forward pass of facebookresearch/dinov2's `DinoVisionTransformer`
+and of transformers' `Dinov2Model` / `Dinov2WithRegistersModel` (float32 parity
+<= 1e-4 in tests/test_weights.py):
+
+  x   = [cls + pos_cls, patch_embed(images) + resample(pos_patches)]
+  x   = [x_cls, registers, x_patches]         (registers get no pos-embed)
+  x  += ls1 * attn(norm1(x)); x += ls2 * mlp(norm2(x))     (each block)
+  out = norm(x)                               (LayerNorms with eps 1e-6)
+
+Attention is softmax(q k^T / sqrt(64)) v with a fused qkv projection, the MLP is
+fc1 -> exact (erf) GELU -> fc2, or SwiGLU for g/14: w3(silu(x1) * x2) with
+[x1, x2] = w12(x). Parameter names follow the official checkpoints
+(`blocks_{i}/attn/qkv`, `ls1/gamma`, ...); models/weights.py holds the key map.
+
+Inputs are NHWC images normalised once with `imagenet_normalize`; height and
+width must be multiples of the patch size (14). Parameters are float32;
+`dtype` sets the compute dtype (float32 or bfloat16).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# DINOv2 backbones by name. Heads are always 64-dimensional.
+VARIANTS = {
+    "S/14": dict(width=384, depth=12, num_heads=6),
+    "B/14": dict(width=768, depth=12, num_heads=12),
+    "L/14": dict(width=1024, depth=24, num_heads=16),
+    "g/14": dict(width=1536, depth=40, num_heads=24, swiglu=True),
+    # Tiny variants for tests and laptop runs (random weights only).
+    "tiny/14": dict(width=128, depth=2, num_heads=2),
+    "tiny-swiglu/14": dict(width=128, depth=2, num_heads=2, swiglu=True),
+}
+
+
+def imagenet_normalize(images):
+  """(images - mean) / std per channel, with ImageNet's mean and std.
+
+  `images`: NHWC floats in [0, 1] (DINOv2's torchvision preprocessing:
+  ToTensor, then Normalize(IMAGENET_MEAN, IMAGENET_STD)).
+  """
+  images = jnp.asarray(images, jnp.float32)
+  return (images - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+
+
+# --------------------------------------------------------------------------
+# Position-embedding resampling, identical to PyTorch's bicubic interpolate.
+# --------------------------------------------------------------------------
+
+
+def _keys_cubic(x, a):
+  """Keys' cubic convolution kernel W(x) with parameter a, zero for |x| >= 2."""
+  x = np.abs(x)
+  near = ((a + 2) * x - (a + 3)) * x * x + 1
+  far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+
+
+@functools.lru_cache(maxsize=None)
+def bicubic_matrix(in_size: int, out_size: int, scale: float, antialias: bool) -> np.ndarray:
+  """(out_size, in_size) weights of `torch.nn.functional.interpolate` along one axis.
+
+  Mode "bicubic", align_corners=False. Output pixel i samples the input at
+  c_i = (i + 0.5) * scale - 0.5, where `scale` is in_size / out_size when torch
+  is given `size=` and 1 / scale_factor when given `scale_factor=`.
+  * antialias=False: 4 taps at floor(c_i) - 1 .. floor(c_i) + 2, weights
+    W(c_i - tap) with a = -0.75; taps past the border are clamped onto it.
+  * antialias=True (PIL-style): W((tap - c_i) / s) with a = -0.5, s = max(scale, 1),
+    over all in-range taps, normalised to sum to 1.
+  (jax.image's "bicubic" is the a = -0.5 kernel renormalised at the borders:
+  it differs from the antialias=False case by ~1e-2.) Cached: computed once
+  per (sizes, scale).
+  """
+  centre = (np.arange(out_size) + 0.5) * scale - 0.5
+  if antialias:
+    stretch = max(scale, 1.0)
+    weights = _keys_cubic((np.arange(in_size)[None, :] - centre[:, None]) / stretch, -0.5)
+    return weights / weights.sum(axis=1, keepdims=True)
+  base = np.minimum(np.floor(centre), in_size - 1)
+  frac = np.clip(centre - base, 0.0, 1.0)
+  offsets = np.arange(-1, 3)
+  taps = np.clip(base[:, None] + offsets, 0, in_size - 1).astype(np.int64)
+  matrix = np.zeros((out_size, in_size))
+  rows = np.repeat(np.arange(out_size), offsets.size)
+  np.add.at(matrix, (rows, taps.ravel()), _keys_cubic(frac[:, None] - offsets, -0.75).ravel())
+  return matrix
+
+
+def resample_pos_embed(pos_embed, from_grid, to_grid, *, offset=0.0, antialias=False):
+  """Position embeddings (1, 1 + h*w, D) of grid `from_grid` -> grid `to_grid`.
+
+  The class position is kept; the patch positions are resampled bicubically in
+  float32, as the PyTorch references do:
+  * transformers' Dinov2: size=to_grid, antialias=False (offset=0);
+  * transformers' Dinov2WithRegisters and official "_reg" models: size=to_grid,
+    antialias=True (offset=0);
+  * official DINOv2 without registers: scale_factor=(to + 0.1) / from, no
+    antialias (offset=0.1), i.e. sampling scale from / (to + 0.1).
+  Both references return the embeddings untouched when the grids are equal;
+  so does this function.
+  """
+  if tuple(from_grid) == tuple(to_grid):
+    return pos_embed
+  width = pos_embed.shape[-1]
+  patches = pos_embed[0, 1:].astype(jnp.float32).reshape(*from_grid, width)
+  rows, cols = (
+      jnp.asarray(bicubic_matrix(n_in, n_out, n_in / (n_out + offset), antialias), jnp.float32)
+      for n_in, n_out in zip(from_grid, to_grid)
+  )
+  patches = jnp.einsum("ah,bw,hwd->abd", rows, cols, patches, precision=jax.lax.Precision.HIGHEST)
+  patches = patches.reshape(1, -1, width).astype(pos_embed.dtype)
+  return jnp.concatenate([pos_embed[:, :1], patches], axis=1)
+
+
+# --------------------------------------------------------------------------
+# The network.
+# --------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with a fused qkv projection (DINOv2 layout)."""
+
+  num_heads: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    batch, length, width = x.shape
+    qkv = nn.Dense(3 * width, dtype=self.dtype, name="qkv")(x)
+    q, k, v = jnp.moveaxis(qkv.reshape(batch, length, 3, self.num_heads, -1), 2, 0)
+    y = jax.nn.dot_product_attention(q, k, v)  # scale 1 / sqrt(head_dim)
+    return nn.Dense(width, dtype=self.dtype, name="proj")(y.reshape(batch, length, width))
+
+
+class Mlp(nn.Module):
+  """fc2(gelu(fc1(x))) with the exact (erf) GELU of torch.nn.GELU."""
+
+  hidden: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x), approximate=False)
+    return nn.Dense(x.shape[-1], dtype=self.dtype, name="fc2")(y)
+
+
+class SwiGLU(nn.Module):
+  """w3(silu(x1) * x2), [x1, x2] = w12(x) (DINOv2's SwiGLUFFNFused)."""
+
+  hidden: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    x1, x2 = jnp.split(nn.Dense(2 * self.hidden, dtype=self.dtype, name="w12")(x), 2, axis=-1)
+    return nn.Dense(x.shape[-1], dtype=self.dtype, name="w3")(nn.silu(x1) * x2)
+
+
+class LayerScale(nn.Module):
+  """x * gamma, a learned per-channel scale on each residual branch."""
+
+  init_value: float = 1.0
+
+  @nn.compact
+  def __call__(self, x):
+    gamma = self.param("gamma", nn.initializers.constant(self.init_value), (x.shape[-1],))
+    return x * gamma.astype(x.dtype)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block with LayerScale."""
+
+  num_heads: int
+  mlp_hidden: int
+  swiglu: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    norm = functools.partial(nn.LayerNorm, epsilon=1e-6, dtype=self.dtype)
+    mlp = SwiGLU if self.swiglu else Mlp
+    x = x + LayerScale(name="ls1")(Attention(self.num_heads, self.dtype, name="attn")(norm(name="norm1")(x)))
+    return x + LayerScale(name="ls2")(mlp(self.mlp_hidden, self.dtype, name="mlp")(norm(name="norm2")(x)))
+
+
+class ViT(nn.Module):
+  """DINOv2 ViT. `apply({'params': p}, images, blocks=())` returns a dict:
+
+  cls (B, D), patch_tokens (B, N, D) (row-major over the h x w patch grid, after
+  the final norm), registers (B, R, D) when num_registers > 0, and, when
+  `blocks` names 0-based block indices, blocks = {i: (B, N, D) patch tokens
+  after block i and the final norm} (DINOv2's get_intermediate_layers(norm=True)).
+  Outputs are in the compute dtype.
+
+  pos_grid is the checkpoint's position-embedding grid (37 x 37 for the released
+  518 px models); other input grids resample it per `resample_pos_embed` with
+  pos_offset / pos_antialias (set by the weight loader to match the checkpoint's
+  reference implementation).
+  """
+
+  width: int
+  depth: int
+  num_heads: int
+  mlp_ratio: float = 4.0
+  swiglu: bool = False
+  num_registers: int = 0
+  patch_size: int = 14
+  pos_grid: tuple[int, int] = (37, 37)
+  pos_offset: float = 0.0
+  pos_antialias: bool = False
+  dtype: Any = jnp.float32
+
+  @property
+  def mlp_hidden(self) -> int:
+    hidden = int(self.width * self.mlp_ratio)
+    # SwiGLU keeps 2/3 of the hidden width, rounded up to a multiple of 8.
+    return (int(hidden * 2 / 3) + 7) // 8 * 8 if self.swiglu else hidden
+
+  def grid_shape(self, image_hw: Sequence[int]) -> tuple[int, int]:
+    """Patch grid (h, w) of an image of size `image_hw`; both must divide evenly."""
+    if any(n % self.patch_size for n in image_hw):
+      raise ValueError(
+          f"image size {tuple(image_hw)} is not a multiple of the patch size {self.patch_size}"
+      )
+    return tuple(n // self.patch_size for n in image_hw)
+
+  @nn.compact
+  def __call__(self, images, blocks: Sequence[int] = ()):
+    if images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"images must be NHWC with 3 channels; got shape {images.shape}")
+    for i in blocks:
+      if not 0 <= i < self.depth:
+        raise ValueError(f"block {i} out of range for a {self.depth}-block ViT")
+    batch = images.shape[0]
+    grid = self.grid_shape(images.shape[1:3])
+    p = self.patch_size
+
+    x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
+                name="patch_embed")(images)
+    x = x.reshape(batch, -1, self.width)
+    cls = self.param("cls_token", nn.initializers.normal(1e-6), (1, 1, self.width))
+    pos = self.param("pos_embed", nn.initializers.truncated_normal(0.02),
+                     (1, 1 + self.pos_grid[0] * self.pos_grid[1], self.width))
+    pos = resample_pos_embed(pos, self.pos_grid, grid, offset=self.pos_offset,
+                             antialias=self.pos_antialias).astype(self.dtype)
+    cls = jnp.broadcast_to(cls.astype(self.dtype), (batch, 1, self.width))
+    x = jnp.concatenate([cls, x], axis=1) + pos
+    if self.num_registers:
+      registers = self.param("register_tokens", nn.initializers.zeros,
+                             (1, self.num_registers, self.width))
+      registers = jnp.broadcast_to(registers.astype(self.dtype), (batch, self.num_registers, self.width))
+      x = jnp.concatenate([x[:, :1], registers, x[:, 1:]], axis=1)
+
+    norm = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")
+    first_patch = 1 + self.num_registers
+    intermediate = {}
+    for i in range(self.depth):
+      x = Block(self.num_heads, self.mlp_hidden, self.swiglu, self.dtype, name=f"blocks_{i}")(x)
+      if i in blocks:
+        intermediate[i] = norm(x)[:, first_patch:]
+    x = norm(x)
+    outputs = {"cls": x[:, 0], "patch_tokens": x[:, first_patch:]}
+    if self.num_registers:
+      outputs["registers"] = x[:, 1:first_patch]
+    if blocks:
+      outputs["blocks"] = intermediate
+    return outputs
+
+
+def vit(variant: str, **overrides) -> ViT:
+  """ViT of a named variant ("S/14", "B/14", "L/14", "g/14", "tiny/14", ...)."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown ViT variant {variant!r}; expected one of {sorted(VARIANTS)}")
+  return ViT(**{**VARIANTS[variant], **overrides})
+
+
+class FrozenViT:
+  """A ViT with fixed parameters, called as a function: `backbone(images, blocks=())`.
+
+  For a frozen backbone the resampled position embeddings depend only on the
+  input size, so they are computed once per size and cached (with one jitted
+  forward per size) instead of being resampled inside every forward pass.
+  Call it outside `jax.jit`: inside a traced function the parameters would be
+  baked into the compiled program as constants.
+  """
+
+  def __init__(self, model: ViT, params):
+    self.model = model
+    self.params = params
+    self._forwards = {}
+
+  @property
+  def patch_size(self) -> int:
+    return self.model.patch_size
+
+  def __call__(self, images, blocks: Sequence[int] = ()) -> dict:
+    grid = self.model.grid_shape(images.shape[1:3])
+    if grid not in self._forwards:
+      self._forwards[grid] = self._forward_for(grid)
+    return self._forwards[grid](images, tuple(blocks))
+
+  def _forward_for(self, grid):
+    model = self.model
+    with jax.ensure_compile_time_eval():  # a concrete array even when first called under a trace
+      pos = resample_pos_embed(self.params["pos_embed"], model.pos_grid, grid,
+                               offset=model.pos_offset, antialias=model.pos_antialias)
+    sized = model.clone(pos_grid=grid)  # its pos-embed already matches: no resampling
+    params = {**self.params, "pos_embed": pos}
+    apply = jax.jit(sized.apply, static_argnames="blocks")
+    return lambda images, blocks: apply({"params": params}, images, blocks=blocks)
