@@ -191,13 +191,19 @@ def _as_float(k):
   return jnp.asarray(k, _compute_dtype(k))
 
 
-def _valid(mask, n):
-  return jnp.ones((n,), bool) if mask is None else mask.astype(bool)
+def _count(mask, n, dtype):
+  return jnp.asarray(n, dtype) if mask is None else jnp.sum(mask, dtype=dtype)
 
 
-def _masked_gram(k, valid_rows, valid_cols):
+def _masked_gram(k, mask_rows=None, mask_cols=None):
+  """Float Gram matrix with the rows/columns of padded points set to 0."""
+  k = _as_float(k)
+  if mask_rows is None and mask_cols is None:
+    return k
+  rows = jnp.ones(k.shape[0], bool) if mask_rows is None else mask_rows.astype(bool)
+  cols = jnp.ones(k.shape[1], bool) if mask_cols is None else mask_cols.astype(bool)
   # Select rather than multiply: padded points may hold anything, inf and NaN included.
-  return jnp.where(valid_rows[:, None] & valid_cols[None, :], _as_float(k), 0.0)
+  return jnp.where(rows[:, None] & cols[None, :], k, 0.0)
 
 
 def mmd2(kxx, kyy, kxy, estimator="unbiased", mask_x=None, mask_y=None):
@@ -211,10 +217,9 @@ def mmd2(kxx, kyy, kxy, estimator="unbiased", mask_x=None, mask_y=None):
   """
   if estimator not in ("biased", "unbiased"):
     raise ValueError(f"estimator={estimator!r}; expected 'biased' or 'unbiased'")
-  vx, vy = _valid(mask_x, kxx.shape[0]), _valid(mask_y, kyy.shape[0])
-  kxx, kyy = _masked_gram(kxx, vx, vx), _masked_gram(kyy, vy, vy)
-  kxy = _masked_gram(kxy, vx, vy)
-  m, n = jnp.sum(vx, dtype=kxx.dtype), jnp.sum(vy, dtype=kxx.dtype)
+  kxx, kyy = _masked_gram(kxx, mask_x, mask_x), _masked_gram(kyy, mask_y, mask_y)
+  kxy = _masked_gram(kxy, mask_x, mask_y)
+  m, n = _count(mask_x, kxx.shape[0], kxx.dtype), _count(mask_y, kyy.shape[0], kxx.dtype)
   sum_xx, sum_yy, cross = jnp.sum(kxx), jnp.sum(kyy), jnp.sum(kxy) / (m * n)
   if estimator == "biased":
     return sum_xx / m**2 + sum_yy / n**2 - 2.0 * cross
@@ -229,9 +234,8 @@ def _one_sample_u_and_variance(h, mask):
 
   The variance sums include the diagonal, as in MMD-D's reference code.
   """
-  valid = _valid(mask, h.shape[0])
-  h = _masked_gram(h, valid, valid)
-  n = jnp.sum(valid, dtype=h.dtype)
+  h = _masked_gram(h, mask, mask)
+  n = _count(mask, h.shape[0], h.dtype)
   row_sums = jnp.sum(h, axis=1)
   total = jnp.sum(row_sums)
   stat = (total - jnp.trace(h)) / (n * (n - 1))
@@ -279,10 +283,10 @@ def witness(k_test_test, k_test_ref, mask_test=None, mask_ref=None):
   reference points. Positive where the test set is denser than the reference:
   reshaped to the patch grid it is the defect heat map.
   """
-  vt = _valid(mask_test, k_test_test.shape[0])
-  vr = _valid(mask_ref, k_test_ref.shape[1])
-  k_tt, k_tr = _masked_gram(k_test_test, vt, vt), _masked_gram(k_test_ref, vt, vr)
-  num_test, num_ref = jnp.sum(vt, dtype=k_tt.dtype), jnp.sum(vr, dtype=k_tr.dtype)
+  k_tt = _masked_gram(k_test_test, mask_test, mask_test)
+  k_tr = _masked_gram(k_test_ref, mask_test, mask_ref)
+  num_test = _count(mask_test, k_tt.shape[1], k_tt.dtype)
+  num_ref = _count(mask_ref, k_tr.shape[1], k_tr.dtype)
   return jnp.sum(k_tt, axis=1) / num_test - jnp.sum(k_tr, axis=1) / num_ref
 
 
@@ -366,12 +370,12 @@ def streamed_mean_kernel(kernel_fn: KernelFn, t, r, block_size=4096, mask_r=None
     a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
     return a.reshape((num_blocks, block_size) + a.shape[1:])
 
-  valid_r = to_blocks(_valid(mask_r, num_ref))
-  valid_t = jnp.ones((_num_points(t),), bool)
+  # Padding is always masked, so the blocks carry a mask whether or not R has one.
+  valid_r = to_blocks(jnp.ones((num_ref,), bool) if mask_r is None else mask_r.astype(bool))
 
   def add_block(acc, block):
     r_block, valid_block = block
-    return acc + jnp.sum(_masked_gram(kernel_fn(t, r_block), valid_t, valid_block), axis=1), None
+    return acc + jnp.sum(_masked_gram(kernel_fn(t, r_block), None, valid_block), axis=1), None
 
   init = jnp.zeros((_num_points(t),), _compute_dtype(*jax.tree.leaves(t)))
   total, _ = jax.lax.scan(add_block, init, (jax.tree.map(to_blocks, r), valid_r))
