@@ -339,20 +339,20 @@ def convert(source, output, variant: str | None = None) -> ViT:
   return model
 
 
-_INPUT = flags.DEFINE_string("input", None, "DINOv2 checkpoint: .pth, .bin, .safetensors, .npz "
-                             "or a Hugging Face folder.")
-_OUTPUT = flags.DEFINE_string("output", None, "Where to write the .npz.")
-_VARIANT = flags.DEFINE_string("variant", None, "Expected variant, e.g. L/14; inferred if unset.")
-
-
 def main(argv):
   del argv
-  model = convert(_INPUT.value, _OUTPUT.value, _VARIANT.value)
-  print(f"wrote {_OUTPUT.value}: width {model.width}, depth {model.depth}, "
+  args = flags.FLAGS
+  model = convert(args.input, args.output, args.variant)
+  print(f"wrote {args.output}: width {model.width}, depth {model.depth}, "
         f"{model.num_registers} registers, swiglu={model.swiglu}, "
         f"position grid {model.pos_grid}")
 
 
 if __name__ == "__main__":
+  # Defined here, not at import: importers of this module keep their own flags.
+  flags.DEFINE_string("input", None, "DINOv2 checkpoint: .pth, .bin, .safetensors, .npz "
+                      "or a Hugging Face folder.")
+  flags.DEFINE_string("output", None, "Where to write the .npz.")
+  flags.DEFINE_string("variant", None, "Expected variant, e.g. L/14; inferred if unset.")
   flags.mark_flags_as_required(["input", "output"])
   app.run(main)
