@@ -1,0 +1,170 @@
+"""The base config every experiment starts from, and its validation.
+
+Config files (configs/*.py) call `base()` and change fields; `validate` then
+checks the result against `base()` before any work starts: an unknown
+(misspelt) field, a wrong type or an impossible combination raises
+`ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+
+import ml_collections
+from ml_collections import config_dict
+
+from mdmf_jax import mmd, objectives, parallel
+from mdmf_jax.models import vit
+
+_optional_str = lambda: config_dict.placeholder(str)
+_optional_int = lambda: config_dict.placeholder(int)
+
+
+class ConfigError(ValueError):
+  pass
+
+
+def base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.parallel = "jit"  # "jit" (NamedSharding) or "pmap"; see parallel.py
+
+  # Frozen backbone. `weights`: a DINOv2 checkpoint (see README); without it
+  # a randomly initialised `variant` is used (tests and the offline demo only).
+  c.backbone = ml_collections.ConfigDict()
+  c.backbone.weights = _optional_str()
+  c.backbone.variant = "S/14"
+  c.backbone.dtype = "float32"
+
+  # Patch sets (DESIGN.md 1.2).
+  c.patches = ml_collections.ConfigDict()
+  c.patches.mode = "tokens"  # tokens | pooled_tokens | crops
+  c.patches.pool = 2
+  c.patches.crop_size = 32
+  c.patches.crop_resolution = 224
+  c.patches.block = _optional_int()  # None: last block
+
+  c.pfs = ml_collections.ConfigDict()
+  c.pfs.hidden_dim = 512
+  c.pfs.out_dim = 128
+  c.pfs.dropout = 0.1
+
+  c.kernel = ml_collections.ConfigDict()
+  c.kernel.name = "deep"  # a key of mmd.KERNELS
+  c.kernel.params = ml_collections.ConfigDict()  # fixed params of non-deep kernels
+  c.kernel.learn_bandwidth = True  # non-deep kernels: bandwidth := learned sigma_phi
+
+  c.objective = ml_collections.ConfigDict()
+  c.objective.name = "mmd_d"  # a key of objectives.OBJECTIVES
+  c.objective.patches_per_side = _optional_int()  # None: all patches of the group
+  c.objective.reg = 1e-8
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.lr = 1e-4
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.weight_decay = 1e-4
+  c.optim.warmup_steps = 100
+  c.optim.end_lr_factor = 0.01
+  c.optim.grad_clip = 1.0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.data_dir = _optional_str()
+  c.data.name = _optional_str()
+  c.data.train_split = "train"
+  c.data.image_size = 224
+  c.data.batch_size = 32  # global images per step, half real and half fake
+
+  c.train = ml_collections.ConfigDict()
+  c.train.total_steps = 1000
+
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.enabled = False
+  c.distributed.coordinator_address = _optional_str()
+  c.distributed.num_processes = _optional_int()
+  c.distributed.process_id = _optional_int()
+  return c
+
+
+def _fail(field, message):
+  raise ConfigError(f"config.{field}: {message}")
+
+
+def _check_fields(config, reference, prefix=""):
+  for key, value in config.items():
+    field = prefix + key
+    if key not in reference:
+      close = difflib.get_close_matches(key, list(reference.keys()), n=1)
+      _fail(field, "unknown field" + (f"; did you mean {prefix + close[0]!r}?" if close else ""))
+    expected = reference[key]
+    if isinstance(expected, ml_collections.ConfigDict):
+      if not isinstance(value, ml_collections.ConfigDict):
+        _fail(field, f"expected a ConfigDict, got {type(value).__name__}")
+      if field != "kernel.params":  # free-form: the kernel's own arguments
+        _check_fields(value, expected, field + ".")
+      continue
+    expected_type = reference.get_type(key)
+    if value is None or expected_type is type(None):
+      continue
+    if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
+      continue
+    if not isinstance(value, expected_type) or (expected_type is int and isinstance(value, bool)):
+      _fail(field, f"expected {expected_type.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _choice(field, value, choices):
+  if value not in choices:
+    _fail(field, f"{value!r} is not one of {sorted(choices)}")
+
+
+def _positive(field, value):
+  if value is None or value <= 0:
+    _fail(field, f"must be > 0, got {value!r}")
+
+
+def validate(config, *, device_count=None):
+  """Raises ConfigError naming the first bad field; returns the config."""
+  _check_fields(config, base())
+  _choice("parallel", config.parallel, parallel.MODES)
+  _choice("backbone.variant", config.backbone.variant, vit.VARIANTS)
+  _choice("backbone.dtype", config.backbone.dtype, ("float32", "bfloat16"))
+  weights = config.backbone.weights
+  if weights and not os.path.exists(weights):
+    _fail("backbone.weights", f"no such file or folder: {weights}")
+  _choice("patches.mode", config.patches.mode, ("tokens", "pooled_tokens", "crops"))
+  _choice("kernel.name", config.kernel.name, mmd.KERNELS)
+  _choice("objective.name", config.objective.name, objectives.OBJECTIVES)
+  _choice("optim.name", config.optim.name, ("adamw", "adam", "sgd"))
+  for field in ("pfs.hidden_dim", "pfs.out_dim", "optim.lr", "data.batch_size",
+                "data.image_size", "train.total_steps"):
+    _positive(field, config[field.split(".")[0]][field.split(".")[1]])
+  if not 0.0 <= config.pfs.dropout < 1.0:
+    _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")
+
+  window = {"tokens": 14, "pooled_tokens": 14 * config.patches.pool,
+            "crops": config.patches.crop_size}[config.patches.mode]
+  if config.data.image_size % window:
+    _fail("data.image_size", f"{config.data.image_size} is not a multiple of the "
+          f"{config.patches.mode} patch size {window} px")
+  if config.patches.mode == "crops" and config.patches.crop_resolution % 14:
+    _fail("patches.crop_resolution", "must be a multiple of the ViT patch size 14")
+
+  devices = device_count or 1
+  if config.data.batch_size % (2 * devices):
+    _fail("data.batch_size", f"{config.data.batch_size} images must split into real and "
+          f"fake halves over {devices} devices (a multiple of {2 * devices})")
+  per_side = config.data.batch_size // (2 * devices)
+  if config.objective.name == "image_score" and per_side < 2:
+    _fail("data.batch_size", "image_score needs >= 2 real and 2 fake images per device")
+  if config.kernel.name != "deep":
+    name = config.kernel.name
+    takes_bandwidth = "bandwidth" in inspect.signature(mmd.KERNELS[name]).parameters
+    if config.kernel.learn_bandwidth and not takes_bandwidth:
+      _fail("kernel.learn_bandwidth", f"kernel {name!r} has no bandwidth to learn")
+    if not config.kernel.learn_bandwidth and takes_bandwidth and (
+        "bandwidth" not in config.kernel.params):
+      _fail("kernel.params", f"kernel {name!r} needs a bandwidth (or learn_bandwidth=True)")
+  return config

@@ -1,0 +1,121 @@
+"""Training objectives (DESIGN.md 1.6) and the kernel a config asks for.
+
+An objective is `fn(kernel_fn, real, fake, key, cfg) -> (loss, metrics)`:
+`real` and `fake` are point-set pytrees with leaves of shape (B, K, ...)
+(B images of K patches), `kernel_fn(x, y)` a bound kernel from `mmd`, and
+`cfg` the config's `objective` block. Adding one is a function plus a line in
+`OBJECTIVES`.
+
+* mmd_d (default): pool the real patches into X and the fake patches into Y,
+  keep a random `patches_per_side` of each, and minimise -J(X, Y) with MMD-D's
+  paired U statistic and its variance.
+* mmd_mp: the same with MMD-MP's proxy, which drops the fake-fake term (the
+  fakes come from many generators, so their spread is not a signal).
+* image_score: score every image against the batch's real patches with the
+  biased set MMD used at test time (a real image never against its own
+  patches) and maximise Welch's t between fake and real scores.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from mdmf_jax import mmd
+from mdmf_jax.models import pfs
+
+
+def bind_kernel(kernel_cfg, pfs_params):
+  """(kernel_fn, uses_raw) for the config's kernel and the current PFS params.
+
+  "deep" is MMD-D's kernel on (s, z) pairs with its learned eps and sigmas;
+  every other `mmd.KERNELS` entry acts on the PFS signatures s alone, with
+  `kernel_cfg.params` as its parameters, and with `bandwidth` replaced by the
+  learned sigma_phi when `kernel_cfg.learn_bandwidth` is set.
+  """
+  if kernel_cfg.name == "deep":
+    return functools.partial(mmd.deep, **pfs.kernel_params(pfs_params)), True
+  params = dict(kernel_cfg.params)
+  if kernel_cfg.learn_bandwidth:
+    params["bandwidth"] = pfs.kernel_params(pfs_params)["sigma_phi"]
+  return functools.partial(mmd.KERNELS[kernel_cfg.name], **params), False
+
+
+def _pool(points):
+  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
+
+
+def _subsample(points, key, size):
+  num = jax.tree.leaves(points)[0].shape[0]
+  if size is None or size >= num:
+    return points
+  idx = jax.random.choice(key, num, (size,), replace=False)
+  return jax.tree.map(lambda a: a[idx], points)
+
+
+def _pooled_pair(real, fake, key, cfg):
+  key_real, key_fake = jax.random.split(key)
+  x = _subsample(_pool(real), key_real, cfg.patches_per_side)
+  y = _subsample(_pool(fake), key_fake, cfg.patches_per_side)
+  return x, y
+
+
+def mmd_d(kernel_fn, real, fake, key, cfg):
+  x, y = _pooled_pair(real, fake, key, cfg)
+  stat, var = mmd.paired_mmd2_and_variance(*mmd.gram_matrices(kernel_fn, x, y))
+  j = mmd.studentise(stat, var, cfg.reg)
+  return -j, {"mmd2": stat, "variance": var, "j": j}
+
+
+def mmd_mp(kernel_fn, real, fake, key, cfg):
+  x, y = _pooled_pair(real, fake, key, cfg)
+  stat, var = mmd.mpp_and_variance(kernel_fn(x, x), kernel_fn(x, y))
+  j = mmd.studentise(stat, var, cfg.reg)
+  return -j, {"mmd2": stat, "variance": var, "j": j}
+
+
+def _block_sums(k, rows, cols):
+  """(rows, cols) sums of the K x K blocks of a (rows*K, cols*K) Gram matrix."""
+  return k.reshape(rows, k.shape[0] // rows, cols, k.shape[1] // cols).sum(axis=(1, 3))
+
+
+def image_scores(kernel_fn, images, reference, exclude):
+  """Biased MMD^2 of each image's patch set against the pooled reference images.
+
+  images: leaves (N, K, ...); reference: leaves (R, K, ...); exclude: (N, R)
+  bool, reference images left out of image n's bank (a real image's own).
+  Built from image-level block sums of three Gram matrices, so the N leave-out
+  banks cost nothing extra.
+  """
+  n, r = exclude.shape
+  flat_images, flat_ref = _pool(images), _pool(reference)
+  k_ii = jax.vmap(lambda a: jnp.mean(kernel_fn(a, a)))(images)  # mean_k,k' k(x_k, x_k')
+  cross = _block_sums(kernel_fn(flat_images, flat_ref), n, r)  # (N, R)
+  ref_ref = _block_sums(kernel_fn(flat_ref, flat_ref), r, r)  # (R, R)
+  keep = (~exclude).astype(cross.dtype)
+  patches = jax.tree.leaves(images)[0].shape[1]
+  bank_size = jnp.sum(keep, axis=1) * patches
+  mean_cross = jnp.sum(cross * keep, axis=1) / (patches * bank_size)
+  mean_bank = jnp.einsum("na,ab,nb->n", keep, ref_ref, keep) / bank_size**2
+  return k_ii + mean_bank - 2.0 * mean_cross
+
+
+def image_score(kernel_fn, real, fake, key, cfg):
+  del key  # every patch of the batch is used
+  num_real = jax.tree.leaves(real)[0].shape[0]
+  num_fake = jax.tree.leaves(fake)[0].shape[0]
+  images = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), real, fake)
+  exclude = jnp.concatenate(
+      [jnp.eye(num_real, dtype=bool), jnp.zeros((num_fake, num_real), bool)])
+  scores = image_scores(kernel_fn, images, real, exclude)
+  real_scores, fake_scores = scores[:num_real], scores[num_real:]
+  # Welch's t: gap of mean scores over sqrt(var_f / n_f + var_r / n_r).
+  gap = jnp.mean(fake_scores) - jnp.mean(real_scores)
+  var = jnp.var(fake_scores, ddof=1) / num_fake + jnp.var(real_scores, ddof=1) / num_real
+  t = mmd.studentise(gap, var, cfg.reg)
+  return -t, {"mmd2": gap, "variance": var, "j": t}
+
+
+OBJECTIVES = {"mmd_d": mmd_d, "mmd_mp": mmd_mp, "image_score": image_score}

@@ -1,0 +1,126 @@
+"""Train state, optimiser and the one update step (pure; no I/O).
+
+Only the PFS and the kernel's raw parameters are trained. The step's batch is
+{"real": x, "fake": x} with x of shape (G, b, ...): G groups of b images,
+given either as images (G, b, H, W, 3), turned into patch features (G, b, K, D)
+by `featurize(backbone_params, images)` inside the step, before and outside the
+differentiated function (the frozen backbone's forward pass is never
+differentiated), or as cached patch features with `featurize=None`.
+
+The loss is the objective evaluated on each group and averaged over groups. Data parallelism puts one group on each
+device, so every device estimates the MMD objective on its own shard and only
+gradients are averaged: Gram matrices stay (b K)^2 per device instead of
+growing with the global batch, and a single-device run over the same G groups
+computes exactly the same update (tests/test_parallel.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from mdmf_jax import objectives
+from mdmf_jax.models import pfs
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  rng: jax.Array  # base key; the step's key is fold_in(rng, step)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """optax chain from `config.optim`: clip, then the optimiser with warmup + cosine decay
+  over `config.train.total_steps`."""
+  cfg = config.optim
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=cfg.lr, warmup_steps=cfg.warmup_steps,
+      decay_steps=max(config.train.total_steps, cfg.warmup_steps + 1),
+      end_value=cfg.lr * cfg.end_lr_factor)
+  if cfg.name == "adamw":
+    opt = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+  elif cfg.name == "adam":
+    opt = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2)
+  elif cfg.name == "sgd":
+    opt = optax.sgd(schedule, momentum=cfg.b1)
+  else:
+    raise ValueError(f"config.optim.name={cfg.name!r}; expected adamw, adam or sgd")
+  return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), opt)
+
+
+def pfs_model(cfg) -> pfs.PFS:
+  return pfs.PFS(hidden_dim=cfg.hidden_dim, out_dim=cfg.out_dim, dropout_rate=cfg.dropout)
+
+
+def init_state(config, features, rng) -> TrainState:
+  """Fresh state; the kernel bandwidths start at the median heuristic on `features`.
+
+  `features`: a (N, K, D) sample of patch features (real and fake) from the
+  training data.
+  """
+  init_key, median_key, state_key = jax.random.split(rng, 3)
+  model = pfs_model(config.pfs)
+  params = model.init(init_key, features[:1])["params"]
+  signatures = model.apply({"params": params}, features)
+  params = pfs.init_bandwidths(params, signatures, features, key=median_key)
+  opt_state = make_optimizer(config).init(params)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
+                    rng=state_key)
+
+
+def _group_loss(params, real, fake, key, *, config):
+  model = pfs_model(config.pfs)
+  dropout_key, objective_key = jax.random.split(key)
+  embed = lambda z, k: model.apply({"params": params}, z, train=True, rngs={"dropout": k})
+  real_key, fake_key = jax.random.split(dropout_key)
+  s_real, s_fake = embed(real, real_key), embed(fake, fake_key)
+  kernel_fn, uses_raw = objectives.bind_kernel(config.kernel, params)
+  points = (lambda s, z: (s, z)) if uses_raw else (lambda s, z: s)
+  objective = objectives.OBJECTIVES[config.objective.name]
+  return objective(kernel_fn, points(s_real, real), points(s_fake, fake), objective_key,
+                   config.objective)
+
+
+def _features(featurize, backbone_params, x):
+  if featurize is None:
+    return x
+  z = featurize(backbone_params, x.reshape((-1,) + x.shape[2:]))
+  return jax.lax.stop_gradient(z.reshape(x.shape[:2] + z.shape[1:]))
+
+
+def train_step(state: TrainState, batch, backbone_params=None, *, config, featurize=None,
+               group_offset=0, axis_name=None):
+  """One optimiser update; returns (new state, metrics).
+
+  Group g of the batch draws its randomness (dropout, patch subsets) from
+  fold_in(fold_in(rng, step), group_offset + g), so the same global group gets
+  the same key whichever device holds it. Under `jax.pmap`, `axis_name`
+  averages gradients and metrics across devices.
+  """
+  real = _features(featurize, backbone_params, batch["real"])
+  fake = _features(featurize, backbone_params, batch["fake"])
+  step_key = jax.random.fold_in(state.rng, state.step)
+  num_groups = real.shape[0]
+  group_keys = jax.vmap(lambda g: jax.random.fold_in(step_key, g))(
+      group_offset + jnp.arange(num_groups))
+
+  def loss_fn(params):
+    losses, metrics = jax.vmap(functools.partial(_group_loss, params, config=config))(
+        real, fake, group_keys)
+    return jnp.mean(losses), jax.tree.map(jnp.mean, metrics)
+
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  if axis_name is not None:
+    loss, metrics, grads = jax.lax.pmean((loss, metrics, grads), axis_name)
+  updates, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
+             **pfs.kernel_params(state.params)}
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
