@@ -2,8 +2,8 @@
 
 Both run the same random weights (a 518 px checkpoint layout, so both resample
 the 37 x 37 position grid for 224 px inputs) in one process, on the same
-batch; the script prints each throughput, the ratio, and the largest output
-difference as a sanity check.
+batch, timed in alternation; the script prints each median throughput, the
+ratio, and the largest output difference as a sanity check.
 
     python bench/backbone_bench.py                       # S/14, 224 px, batch 16, float32
     python bench/backbone_bench.py --variant=B/14 --batch=32
@@ -24,15 +24,20 @@ from mdmf_jax.models.weights import load_dinov2
 _VARIANT = flags.DEFINE_string("variant", "S/14", "Backbone variant (see vit.VARIANTS).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Input height and width in pixels.")
 _BATCH = flags.DEFINE_integer("batch", 16, "Images per forward pass.")
-_ITERS = flags.DEFINE_integer("iters", 10, "Timed forward passes (after warm-up).")
+_ITERS = flags.DEFINE_integer("iters", 10, "Timed forward passes of each (after warm-up).")
 
 
-def _images_per_second(forward, images, iters):
-  forward(images)  # warm-up (compilation for JAX)
-  start = time.perf_counter()
+def _median_images_per_second(forwards, inputs, iters):
+  """Median images/s of each forward, timed in alternation so both see the same load."""
+  seconds = [[] for _ in forwards]
+  for forward, x in zip(forwards, inputs):
+    forward(x)  # warm-up (compilation for JAX)
   for _ in range(iters):
-    forward(images)
-  return iters * images.shape[0] / (time.perf_counter() - start)
+    for times, forward, x in zip(seconds, forwards, inputs):
+      start = time.perf_counter()
+      forward(x)
+      times.append(time.perf_counter() - start)
+  return [inputs[0].shape[0] / np.median(times) for times in seconds]
 
 
 def main(argv):
@@ -57,8 +62,8 @@ def main(argv):
     return jax.block_until_ready(backbone(x)["patch_tokens"])
 
   diff = np.abs(np.asarray(jax_forward(images)) - torch_forward(images_nchw)[:, 1:].numpy()).max()
-  ours = _images_per_second(jax_forward, images, _ITERS.value)
-  reference = _images_per_second(torch_forward, images_nchw, _ITERS.value)
+  ours, reference = _median_images_per_second(
+      [jax_forward, torch_forward], [images, images_nchw], _ITERS.value)
   print(f"DINOv2 {_VARIANT.value}, {size} px, batch {_BATCH.value}, float32, "
         f"{jax.devices()[0].platform} / torch {torch.get_num_threads()} threads")
   print(f"  mdmf_jax (jit):        {ours:8.2f} images/s")

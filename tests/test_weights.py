@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from mdmf_jax.models import weights
+from mdmf_jax.models.weights import CheckpointError, load_dinov2
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
-from mdmf_jax.models import weights  # pylint: disable=g-import-not-at-top
-from mdmf_jax.models.weights import CheckpointError, load_dinov2  # pylint: disable=g-import-not-at-top
+import safetensors.torch  # pylint: disable=g-import-not-at-top,g-bad-import-order  (needs torch)
 
 WIDTH = 128  # two 64-dimensional heads
 NATIVE = 56  # a 4 x 4 position grid
@@ -204,6 +205,14 @@ def test_file_formats_load_identically(hf5, tmp_path):
                  "weights.npz"]:
     _, params = load_dinov2(tmp_path / source)
     _assert_same_params(params, expected)
+
+
+def test_bfloat16_safetensors_load_as_float32(hf5, tmp_path):
+  bf16 = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in hf5.items()}
+  safetensors.torch.save_file(bf16, tmp_path / "model.safetensors")
+  _, params = load_dinov2(tmp_path / "model.safetensors")
+  _, expected = load_dinov2({k: v.float().numpy() for k, v in bf16.items()})
+  _assert_same_params(params, expected)
 
 
 def test_safetensors_and_npz_load_without_torch(hf5, tmp_path, monkeypatch):

@@ -141,8 +141,11 @@ def _read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
 
 
 def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-  return load_file(path)
+  # The Flax reader, as NumPy has no bfloat16; floats come back as float32.
+  from safetensors.flax import load_file  # pylint: disable=g-import-not-at-top
+  return {key: np.asarray(value.astype(jnp.float32) if jnp.issubdtype(value.dtype, jnp.floating)
+                          else value)
+          for key, value in load_file(path).items()}
 
 
 def _read_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
