@@ -11,9 +11,9 @@
 * "pooled_tokens": tokens averaged over non-overlapping pool x pool windows,
   W = 14 * pool px; (h, w) = (H, W) / (14 * pool).
 * "crops": the image cut into non-overlapping crop_size x crop_size crops, each
-  resized (bilinear) to crop_resolution and embedded by the backbone on its own;
-  z_k is the crop's CLS token; (h, w) = (H, W) / crop_size. All B * K crops
-  run as one batch.
+  resized (bilinear, antialiased when shrinking) to crop_resolution and embedded
+  by the backbone on its own; z_k is the crop's CLS token; (h, w) = (H, W) /
+  crop_size. All B * K crops run as one batch.
 
 `block` picks the patch tokens of an intermediate block (0-based, after the
 final norm) in the token modes; None uses the last block.
@@ -30,8 +30,6 @@ MODES = ("tokens", "pooled_tokens", "crops")
 
 
 def _check_divisible(images, size, what):
-  if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f"images must be NHWC with 3 channels; got shape {images.shape}")
   if images.shape[1] % size or images.shape[2] % size:
     raise ValueError(f"image size {images.shape[1:3]} is not a multiple of the {what} {size}")
 
@@ -70,6 +68,8 @@ def patch_set(images, backbone, mode: str = "tokens", *, pool: int = 2, crop_siz
   """
   if mode not in MODES:
     raise ValueError(f"patch mode {mode!r}; expected one of {MODES}")
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images must be NHWC with 3 channels; got shape {images.shape}")
   # Per-channel affine, and resize weights sum to 1: normalising before the
   # crops' resize equals normalising after it.
   images = imagenet_normalize(images)

@@ -73,6 +73,8 @@ def test_bad_patch_arguments_are_named(backbone):
     patch_set(_images(), backbone, "crops", crop_size=32)
   with pytest.raises(ValueError, match=r"\(56, 84\) is not a multiple of the token window \(4 x 14 px\) 56"):
     patch_set(_images(), backbone, "pooled_tokens", pool=4)
+  with pytest.raises(ValueError, match=r"NHWC with 3 channels; got shape \(2, 3, 56, 56\)"):
+    patch_set(jnp.zeros((2, 3, 56, 56)), backbone, "tokens")
   with pytest.raises(ValueError, match="crops use the final CLS token"):
     patch_set(_images(), backbone, "crops", crop_size=28, block=0)
 

@@ -9,10 +9,11 @@ and of transformers' `Dinov2Model` / `Dinov2WithRegistersModel` (float32 parity
   x  += ls1 * attn(norm1(x)); x += ls2 * mlp(norm2(x))     (each block)
   out = norm(x)                               (LayerNorms with eps 1e-6)
 
-Attention is softmax(q k^T / sqrt(64)) v with a fused qkv projection, the MLP is
-fc1 -> exact (erf) GELU -> fc2, or SwiGLU for g/14: w3(silu(x1) * x2) with
-[x1, x2] = w12(x). Parameter names follow the official checkpoints
-(`blocks_{i}/attn/qkv`, `ls1/gamma`, ...); models/weights.py holds the key map.
+Attention is softmax(q k^T / sqrt(head_dim)) v (64-dimensional heads) with a
+fused qkv projection; the MLP is fc1 -> exact (erf) GELU -> fc2, or SwiGLU for
+g/14: w3(silu(x1) * x2) with [x1, x2] = w12(x). Parameter names follow the
+official checkpoints (`blocks_{i}/attn/qkv`, `ls1/gamma`, ...); models/weights.py
+holds the key map.
 
 Inputs are NHWC images normalised once with `imagenet_normalize`; height and
 width must be multiples of the patch size (14). Parameters are float32;
