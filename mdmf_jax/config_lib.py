@@ -77,9 +77,27 @@ def base() -> ml_collections.ConfigDict:
   c.data.train_split = "train"
   c.data.image_size = 224
   c.data.batch_size = 32  # global images per step, half real and half fake
+  # Train-time augmentation (data/pipeline.py): CNNSpot's blur and JPEG, flips.
+  c.data.flip = True
+  c.data.blur_prob = 0.1
+  c.data.blur_sigma = (0.0, 3.0)
+  c.data.jpeg_prob = 0.1
+  c.data.jpeg_quality = (30, 100)
+  c.data.resize = _optional_int()  # resize before cropping (off: resizing smears traces)
+  c.data.small_images = "pad"  # pad | upsample
+  c.data.format_alignment_quality = _optional_int()  # JPEG re-encode real and fake alike
+  c.data.num_threads = 4
+  c.data.num_workers = 0
+  # Train from cached frozen-backbone features (features.py); no augmentation then.
+  c.data.feature_cache = False
+  c.data.cache_dir = _optional_str()  # default: <data_dir>/feature_cache
+  c.data.build_demo = False  # build the offline demo benchmark into data_dir if missing
 
   c.train = ml_collections.ConfigDict()
   c.train.total_steps = 1000
+  c.train.log_every = 10
+  c.train.checkpoint_every = 200
+  c.train.keep_checkpoints = 3
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.enabled = False
@@ -139,8 +157,17 @@ def validate(config, *, device_count=None):
   _choice("objective.name", config.objective.name, objectives.OBJECTIVES)
   _choice("optim.name", config.optim.name, ("adamw", "adam", "sgd"))
   for field in ("pfs.hidden_dim", "pfs.out_dim", "optim.lr", "data.batch_size",
-                "data.image_size", "train.total_steps"):
+                "data.image_size", "train.total_steps", "train.log_every",
+                "train.checkpoint_every", "train.keep_checkpoints"):
     _positive(field, config[field.split(".")[0]][field.split(".")[1]])
+  for field in ("data_dir", "name"):
+    if not config.data[field]:
+      _fail(f"data.{field}", "is required")
+  if config.data.build_demo and config.data.name != "mdmf_demo":
+    _fail("data.build_demo", f"builds mdmf_demo, but data.name is {config.data.name!r}")
+  if (config.data.data_dir and not config.data.build_demo
+      and not os.path.isdir(config.data.data_dir)):
+    _fail("data.data_dir", f"no such folder: {config.data.data_dir}")
   if not 0.0 <= config.pfs.dropout < 1.0:
     _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")
 

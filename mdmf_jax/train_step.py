@@ -33,7 +33,7 @@ class TrainState:
   step: jax.Array
   params: Any
   opt_state: Any
-  rng: jax.Array  # base key; the step's key is fold_in(rng, step)
+  rng: jax.Array  # raw uint32 key data (checkpointable); the step's key is fold_in(key, step)
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
@@ -72,7 +72,7 @@ def init_state(config, features, rng) -> TrainState:
   params = pfs.init_bandwidths(params, signatures, features, key=median_key)
   opt_state = make_optimizer(config).init(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
-                    rng=state_key)
+                    rng=jax.random.key_data(state_key))
 
 
 def _group_loss(params, real, fake, key, *, config):
@@ -100,13 +100,13 @@ def train_step(state: TrainState, batch, backbone_params=None, *, config, featur
   """One optimiser update; returns (new state, metrics).
 
   Group g of the batch draws its randomness (dropout, patch subsets) from
-  fold_in(fold_in(rng, step), group_offset + g), so the same global group gets
+  fold_in(fold_in(key, step), group_offset + g), so the same global group gets
   the same key whichever device holds it. Under `jax.pmap`, `axis_name`
   averages gradients and metrics across devices.
   """
   real = _features(featurize, backbone_params, batch["real"])
   fake = _features(featurize, backbone_params, batch["fake"])
-  step_key = jax.random.fold_in(state.rng, state.step)
+  step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   num_groups = real.shape[0]
   group_keys = jax.vmap(lambda g: jax.random.fold_in(step_key, g))(
       group_offset + jnp.arange(num_groups))
@@ -122,5 +122,6 @@ def train_step(state: TrainState, batch, backbone_params=None, *, config, featur
   updates, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
+             "update_norm": optax.tree.norm(updates),
              **pfs.kernel_params(state.params)}
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

@@ -9,8 +9,9 @@ import pytest
 from mdmf_jax import config_lib, parallel, train_step
 
 
-def tiny_config(objective="mmd_d", kernel="deep"):
+def tiny_config(data_dir, objective="mmd_d", kernel="deep"):
   c = config_lib.base()
+  c.data.data_dir, c.data.name = str(data_dir), "features_given_directly"
   c.pfs.hidden_dim, c.pfs.out_dim, c.pfs.dropout = 16, 8, 0.1
   c.objective.name = objective
   c.kernel.name = kernel
@@ -45,9 +46,9 @@ def run_parallel(mode, config, state, batches):
 
 @pytest.mark.parametrize("objective,kernel", [("mmd_d", "deep"), ("mmd_mp", "gaussian"),
                                               ("image_score", "deep")])
-def test_jit_and_pmap_match_single_device(objective, kernel):
+def test_jit_and_pmap_match_single_device(objective, kernel, tmp_path):
   assert jax.device_count() == 8
-  config = config_lib.validate(tiny_config(objective, kernel), device_count=8)
+  config = config_lib.validate(tiny_config(tmp_path, objective, kernel), device_count=8)
   batches = [random_batch(s) for s in range(3)]
   sample = np.concatenate([batches[0]["real"][0], batches[0]["fake"][0]])
   state = train_step.init_state(config, sample, jax.random.key(0))
@@ -65,10 +66,10 @@ def test_jit_and_pmap_match_single_device(objective, kernel):
   assert max(jax.tree.leaves(moved)) > 1e-4
 
 
-def test_groups_draw_distinct_randomness():
+def test_groups_draw_distinct_randomness(tmp_path):
   # Dropout and patch subsets depend on the group index: identical groups give
   # different per-group losses, so a device does not replay its neighbour's draws.
-  config = tiny_config()
+  config = tiny_config(tmp_path)
   config.objective.patches_per_side = 8
   one = random_batch(0, groups=1)
   batch = {k: np.repeat(v, 2, axis=0) for k, v in one.items()}

@@ -1,0 +1,48 @@
+"""Offline demo: train the PFS on the mdmf_demo benchmark's "tconv" generator (CPU, minutes).
+
+    python -m mdmf_jax.main --config=configs/demo.py --workdir=workdirs/demo
+
+The benchmark (real photo crops vs autoencoder reconstructions, see README)
+is built into data.data_dir on first use. The backbone is a randomly
+initialised ViT-S/14: no weights can be downloaded offline, and the point of
+the demo is the pipeline, not DINOv2's features. `:tiny` shrinks everything
+to seconds for tests (runlocal-style):
+
+    python -m mdmf_jax.main --config=configs/demo.py:tiny --workdir=/tmp/w \
+        --config.data.data_dir=DIR --config.data.name=NAME
+"""
+
+from mdmf_jax import config_lib
+
+
+def get_config(arg: str = ""):
+  c = config_lib.base()
+  c.data.data_dir = "data"
+  c.data.name = "mdmf_demo"
+  c.data.build_demo = True
+  c.data.image_size = 112  # the demo's crop size: an 8 x 8 grid of 14 px tokens
+  c.data.batch_size = 16
+  c.data.num_threads = 2
+  c.backbone.variant = "S/14"
+  c.pfs.hidden_dim, c.pfs.out_dim = 256, 64
+  c.objective.patches_per_side = 256
+  c.optim.lr = 1e-3
+  c.optim.warmup_steps = 20
+  c.train.total_steps = 200
+  c.train.log_every = 20
+  c.train.checkpoint_every = 100
+  if arg == "tiny":
+    c.data.build_demo = False
+    c.data.image_size = 28
+    c.data.batch_size = 16
+    c.data.blur_prob = c.data.jpeg_prob = 0.5
+    c.backbone.variant = "tiny/14"
+    c.pfs.hidden_dim, c.pfs.out_dim = 16, 8
+    c.objective.patches_per_side = None
+    c.optim.name, c.optim.lr, c.optim.warmup_steps = "sgd", 0.05, 1
+    c.train.total_steps = 6
+    c.train.log_every = 2
+    c.train.checkpoint_every = 2
+  elif arg:
+    raise ValueError(f"configs/demo.py takes '' or 'tiny', got {arg!r}")
+  return c

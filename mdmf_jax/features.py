@@ -1,0 +1,197 @@
+"""The frozen backbone, images -> patch features, and the feature cache.
+
+The backbone is frozen, so the patch features of a data set can be computed
+once and reused: `build_cache` writes them as .npy files (memory-mapped when
+read) in a folder keyed by everything that determines them (backbone weights,
+variant, dtype, patch config, data set, split, image size). Training from the
+cache (`config.data.feature_cache=True`) then costs only the PFS and the MMD,
+so kernel studies take seconds. The cached images are the deterministic eval
+view of the training split (centre crop, no augmentation): with a cache, the
+augmentations are not applied; this is the documented trade for speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from mdmf_jax import patches
+from mdmf_jax.data import pipeline
+from mdmf_jax.models import vit, weights
+
+
+def backbone_input_size(config) -> int:
+  """The size the backbone sees: the image, or each resized crop."""
+  return config.patches.crop_resolution if config.patches.mode == "crops" else config.data.image_size
+
+
+def frozen_backbone(config):
+  """(ViT, params) from `config.backbone.weights`, or randomly initialised.
+
+  Random weights (no `weights` path) are for tests and the offline demo only;
+  they are seeded by `config.seed` and logged as such.
+  """
+  size = backbone_input_size(config)
+  dtype = jnp.dtype(config.backbone.dtype)
+  if config.backbone.weights:
+    return weights.load_dinov2(config.backbone.weights, image_size=size, dtype=dtype)
+  logging.warning("backbone %s with RANDOM weights (config.backbone.weights is empty)",
+                  config.backbone.variant)
+  grid = (size // 14, size // 14)
+  model = vit.vit(config.backbone.variant, pos_grid=grid, dtype=dtype)
+  images = jnp.zeros((1, size, size, 3), jnp.float32)
+  return model, model.init(jax.random.key(config.seed), images)["params"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bound:
+  """A ViT with given params as the `backbone` callable that `patch_set` takes."""
+
+  model: vit.ViT
+  params: Any
+
+  @property
+  def patch_size(self) -> int:
+    return self.model.patch_size
+
+  def __call__(self, images, blocks=()):
+    return self.model.apply({"params": self.params}, images, blocks=tuple(blocks))
+
+
+def make_featurizer(model, patch_cfg):
+  """featurize(backbone_params, images (N, H, W, 3) in [0, 1]) -> (N, K, D) float32."""
+
+  def featurize(params, images):
+    z, _ = patches.patch_set(images, _Bound(model, params), patch_cfg.mode, pool=patch_cfg.pool,
+                             crop_size=patch_cfg.crop_size,
+                             crop_resolution=patch_cfg.crop_resolution, block=patch_cfg.block)
+    return z.astype(jnp.float32)
+
+  return featurize
+
+
+def grid_shape(config) -> tuple[int, int]:
+  """The (h, w) patch grid of a training image."""
+  window = {"tokens": 14, "pooled_tokens": 14 * config.patches.pool,
+            "crops": config.patches.crop_size}[config.patches.mode]
+  return (config.data.image_size // window,) * 2
+
+
+# --------------------------------------------------------------------------
+# Feature cache.
+# --------------------------------------------------------------------------
+
+
+def _weights_identity(path):
+  if not path:
+    return None
+  stat = os.stat(path)
+  return [os.path.abspath(path), stat.st_size, int(stat.st_mtime)]
+
+
+def cache_dir(config, split: str) -> str:
+  """Folder of the cached features of `split` for this config's backbone and patches."""
+  fields = {
+      "weights": _weights_identity(config.backbone.weights),
+      "seed_if_random": None if config.backbone.weights else config.seed,
+      "variant": config.backbone.variant, "dtype": config.backbone.dtype,
+      "patches": config.patches.to_dict(), "data": [config.data.data_dir, config.data.name],
+      "split": split, "image_size": config.data.image_size,
+  }
+  digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+  root = config.data.cache_dir or os.path.join(config.data.data_dir, "feature_cache")
+  return os.path.join(root, f"{config.data.name}-{split}-{digest}")
+
+
+def build_cache(config, split: str, model, backbone_params) -> str:
+  """Computes (or finds) the cached features of `split`; returns the folder.
+
+  Every process featurizes its own shard of the split and writes
+  `{real,fake}-{process}-of-{count}.npy`; the folder is complete when
+  `done.json` exists.
+  """
+  folder = cache_dir(config, split)
+  if os.path.exists(os.path.join(folder, "done.json")):
+    return folder
+  os.makedirs(folder, exist_ok=True)
+  local_devices = jax.local_device_count()
+  per_process = local_devices * max(1, 16 // local_devices)
+  data = pipeline.eval_dataset(
+      config.data.data_dir, config.data.name, split=split,
+      global_batch_size=per_process * jax.process_count(), image_size=config.data.image_size,
+      num_threads=config.data.num_threads)
+  featurize = jax.jit(make_featurizer(model, config.patches))
+  sharding = jax.sharding.NamedSharding(
+      jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",)), jax.sharding.PartitionSpec("data"))
+  parts = {0: [], 1: []}
+  start, seen = time.time(), 0
+  for batch in data:
+    images = jax.device_put(batch["image"], sharding)  # split over the local devices
+    z = np.asarray(featurize(backbone_params, images))
+    for label in (0, 1):
+      keep = batch["mask"] & (batch["label"] == label)
+      parts[label].append(z[keep])
+    seen += int(batch["mask"].sum())
+    logging.log_every_n_seconds(logging.INFO, "feature cache %s: %d images, %.1f images/s",
+                                10, split, seen, seen / (time.time() - start))
+  tag = f"{jax.process_index()}-of-{jax.process_count()}"
+  for label, name in ((0, "real"), (1, "fake")):
+    np.save(os.path.join(folder, f"{name}-{tag}.npy"), np.concatenate(parts[label]))
+  multihost_utils.sync_global_devices("feature cache written")
+  if jax.process_index() == 0:
+    with open(os.path.join(folder, "done.json"), "w") as f:
+      json.dump({"images": seen, "seconds": time.time() - start}, f)
+  multihost_utils.sync_global_devices("feature cache done")
+  logging.info("feature cache %s: %d images in %.0f s -> %s", split, seen, time.time() - start,
+               folder)
+  return folder
+
+
+class CachedBatches:
+  """Balanced training batches from a feature cache, a pure function of (seed, step).
+
+  Each epoch of the real (and of the fake) features is a fresh permutation
+  seeded by (seed, epoch); step s takes the next G * b of each, and this
+  process keeps its own groups. No iterator state: resuming at step s just
+  asks for batch s.
+  """
+
+  def __init__(self, folder: str, *, groups: int, per_side: int, seed: int):
+    load = lambda name: np.concatenate([
+        np.load(os.path.join(folder, f), mmap_mode="r")
+        for f in sorted(os.listdir(folder)) if f.startswith(name + "-")])
+    self.real, self.fake = load("real"), load("fake")
+    self.groups, self.per_side, self.seed = groups, per_side, seed
+    self.local = slice(jax.process_index() * jax.local_device_count(),
+                       (jax.process_index() + 1) * jax.local_device_count())
+    for name, array in (("real", self.real), ("fake", self.fake)):
+      if len(array) < groups * per_side:
+        raise ValueError(f"feature cache {folder} has {len(array)} {name} images; a step "
+                         f"needs {groups * per_side}")
+
+  def _indices(self, count, step, stream):
+    per_step = self.groups * self.per_side
+    steps_per_epoch = count // per_step
+    epoch, offset = divmod(step, steps_per_epoch)
+    order = np.random.default_rng([self.seed, stream, epoch]).permutation(count)
+    return order[offset * per_step:(offset + 1) * per_step].reshape(self.groups, self.per_side)
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    """{"real", "fake"}: (local groups, per_side, K, D) for this process."""
+    gather = lambda array, idx: array[idx.reshape(-1)].reshape(idx.shape + array.shape[1:])
+    return {"real": gather(self.real, self._indices(len(self.real), step, 0)[self.local]),
+            "fake": gather(self.fake, self._indices(len(self.fake), step, 1)[self.local])}
+
+  def sample(self, count: int) -> np.ndarray:
+    """The first `count` real and fake features, for initialising bandwidths."""
+    return np.concatenate([self.real[:count], self.fake[:count]])

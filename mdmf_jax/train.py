@@ -1,0 +1,140 @@
+"""The training loop: data, the jitted/pmapped update, logs and checkpoints.
+
+    python -m mdmf_jax.main --config=configs/demo.py --workdir=W
+
+Rerunning the same command with the same workdir resumes from the latest
+checkpoint (train state and data-iterator position, so the result equals an
+uninterrupted run). SIGTERM (preemption) saves a checkpoint and returns; a
+non-finite loss or gradient stops the run before anything bad is saved.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import signal
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from mdmf_jax import checkpoint, config_lib, features, metric_log, parallel, train_step
+from mdmf_jax.data import demo, pipeline
+
+
+class _Preemption:
+  """Remembers a SIGTERM so the loop can stop at a step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM: saving a checkpoint and stopping after this step")
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _image_batches(config, dp):
+  """(iterator, to_groups): grain batches of images, reshaped to (local groups, b, ...)."""
+  data = config.data
+  dataset = pipeline.train_dataset(
+      data.data_dir, data.name, split=data.train_split, global_batch_size=data.batch_size,
+      seed=config.seed, image_size=data.image_size, resize=data.resize,
+      small_images=data.small_images, format_alignment_quality=data.format_alignment_quality,
+      flip=data.flip, blur_prob=data.blur_prob, blur_sigma=tuple(data.blur_sigma),
+      jpeg_prob=data.jpeg_prob, jpeg_quality=tuple(data.jpeg_quality),
+      num_threads=data.num_threads, num_workers=data.num_workers)
+
+  def to_groups(batch):
+    images = batch["image"]  # reals first, then fakes
+    half = images.shape[0] // 2
+    shape = (dp.local_groups, half // dp.local_groups) + images.shape[1:]
+    return {"real": images[:half].reshape(shape), "fake": images[half:].reshape(shape)}
+
+  return iter(dataset), to_groups
+
+
+def train(config, workdir: str):
+  """Trains the PFS (and kernel) of `config` in `workdir`; returns the final host state."""
+  dp = parallel.DataParallel(config.parallel)
+  config_lib.validate(config, device_count=dp.num_groups)
+  checkpoint.guard_workdir(workdir, config)
+  if config.data.build_demo:
+    demo.build_demo(config.data.data_dir, seed=config.seed)
+  model, backbone_params = features.frozen_backbone(config)
+  featurize = features.make_featurizer(model, config.patches)
+  per_side = config.data.batch_size // (2 * dp.num_groups)
+
+  if config.data.feature_cache:
+    folder = features.build_cache(config, config.data.train_split, model, backbone_params)
+    cached = features.CachedBatches(folder, groups=dp.num_groups, per_side=per_side,
+                                    seed=config.seed)
+    data_iterator, next_batch = None, cached.batch
+    sample = cached.sample(per_side)
+    step_fn = functools.partial(train_step.train_step, config=config)
+    frozen = None
+  else:
+    data_iterator, to_groups = _image_batches(config, dp)
+    fresh = data_iterator.get_state()
+    first = to_groups(next(data_iterator))
+    data_iterator.set_state(fresh)
+    next_batch = lambda step: to_groups(next(data_iterator))
+    sample = np.asarray(jax.jit(featurize)(
+        backbone_params, np.concatenate([first["real"][0], first["fake"][0]])))
+    step_fn = functools.partial(train_step.train_step, config=config, featurize=featurize)
+    frozen = backbone_params
+
+  # Process 0's sample and one seed everywhere: identical initial states.
+  sample = multihost_utils.broadcast_one_to_all(sample)
+  state = train_step.init_state(config, sample, jax.random.key(config.seed))
+  ckpt = checkpoint.Checkpoints(workdir, save_every=config.train.checkpoint_every,
+                                keep=config.train.keep_checkpoints)
+  state, start = ckpt.restore_or(jax.device_get(state), data_iterator)
+  if start:
+    logging.info("resumed from the checkpoint at step %d", start)
+  total = config.train.total_steps
+  log = metric_log.MetricLog(workdir, total_steps=total, images_per_step=config.data.batch_size,
+                             start_step=start)
+  update = dp.step(step_fn)
+  state, frozen = dp.put_state(state), dp.put_state(frozen)
+  preemption = _Preemption()
+  try:
+    for step in range(start, total):
+      state, metrics = update(state, dp.put_batch(next_batch(step)), frozen)
+      metrics = jax.device_get(metrics)
+      checked = ("loss", "grad_norm", "update_norm")
+      if not all(np.isfinite(metrics[k]) for k in checked):
+        raise FloatingPointError(
+            f"non-finite {', '.join(f'{k}={metrics[k]}' for k in checked)} at step {step + 1}; "
+            f"stopping before saving it. The last good checkpoint (step "
+            f"{ckpt.latest_step()}) is kept in {workdir}.")
+      done = step + 1
+      if done % config.train.log_every == 0 or done == total:
+        log.write(done, metrics)
+      stop = preemption.requested or done == total
+      ckpt.save(done, dp.get_state(state), data_iterator, force=stop)
+      if preemption.requested:
+        logging.warning("preempted: checkpoint at step %d saved", done)
+        break
+  finally:
+    preemption.restore()
+    ckpt.wait()
+    ckpt.close()
+    log.close()
+  final = dp.get_state(state)
+  logging.info("process %d: step %d, params sha256 %s", jax.process_index(), int(final.step),
+               params_digest(final.params))
+  return final
+
+
+def params_digest(params) -> str:
+  """SHA-256 of the parameters' bytes in tree order: equal digests, equal runs."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()

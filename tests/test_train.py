@@ -1,0 +1,168 @@
+"""The training loop end to end: logs, checkpoints, resume after SIGKILL, bad configs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+import ml_collections
+from PIL import Image
+
+from mdmf_jax import checkpoint, config_lib, train
+from mdmf_jax.data import builder
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "configs"))
+import demo as demo_config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+  """A 16 real + 16 fake image-folder data set (cnnspot layout), built with TFDS."""
+  root = tmp_path_factory.mktemp("images")
+  data_dir = tmp_path_factory.mktemp("tfds")
+  rng = np.random.default_rng(0)
+  for i in range(16):
+    smooth = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    real = Image.fromarray(smooth).resize((32, 32), Image.BILINEAR)
+    fake = Image.fromarray(smooth).resize((32, 32), Image.NEAREST)  # blocky upsampling traces
+    for label, image in (("0_real", real), ("1_fake", fake)):
+      os.makedirs(root / "toys" / label, exist_ok=True)
+      image.save(root / "toys" / label / f"{i}.png")
+  builder.build_image_folder(name="tiny_set", layout="cnnspot", roots={"train": str(root)},
+                             data_dir=str(data_dir), generator="toy")
+  return str(data_dir)
+
+
+def set_field(config, field, value):
+  """Sets config.<section>.<key>, as a config file rebuilding the section could (any type)."""
+  section, key = field.split(".")
+  config[section] = ml_collections.ConfigDict({**config[section].to_dict(), key: value})
+
+
+def tiny_config(data_dir, **overrides):
+  c = demo_config.get_config("tiny")
+  c.data.data_dir, c.data.name = data_dir, "tiny_set"
+  for field, value in overrides.items():
+    set_field(c, field, value)
+  return c
+
+
+def main_command(workdir, data_dir, *extra):
+  return [sys.executable, "-m", "mdmf_jax.main", "--config=configs/demo.py:tiny",
+          f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
+          "--config.data.name=tiny_set", *extra]
+
+
+def restore_params(workdir, template):
+  ckpt = checkpoint.Checkpoints(workdir, save_every=1, keep=10)
+  state, step = ckpt.restore_or(template)
+  ckpt.close()
+  return state, step
+
+
+def test_train_writes_logs_and_checkpoints(tiny_data, tmp_path):
+  workdir = str(tmp_path / "run")
+  state = train.train(tiny_config(tiny_data), workdir)
+  assert int(state.step) == 6
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [l["step"] for l in lines] == [2, 4, 6]
+  for key in ("loss", "mmd2", "variance", "j", "eps", "sigma_phi", "sigma_q", "grad_norm",
+              "images_per_s"):
+    assert np.isfinite(lines[-1][key]), key
+  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  assert json.load(open(os.path.join(workdir, "config.json")))["data"]["name"] == "tiny_set"
+  restored, step = restore_params(workdir, state)
+  assert step == 6
+  jax.tree.map(np.testing.assert_array_equal, restored.params, state.params)
+
+
+def test_workdir_of_another_config_is_refused(tiny_data, tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train(tiny_config(tiny_data, **{"train.total_steps": 2}), workdir)
+  with pytest.raises(ValueError, match="optim.lr"):
+    train.train(tiny_config(tiny_data, **{"train.total_steps": 2, "optim.lr": 0.5}), workdir)
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(tiny_data, tmp_path):
+  reference = train.train(tiny_config(tiny_data, **{"train.total_steps": 20}),
+                          str(tmp_path / "reference"))
+  workdir = str(tmp_path / "killed")
+  command = main_command(workdir, tiny_data, "--config.train.total_steps=20")
+  env = {**os.environ, "PYTHONPATH": REPO}
+  process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  checkpoints = os.path.join(workdir, "checkpoints")
+  while time.time() < deadline and process.poll() is None:
+    steps = [int(d) for d in os.listdir(checkpoints) if d.isdigit()] if os.path.isdir(
+        checkpoints) else []
+    if steps and max(steps) >= 4:
+      break
+    time.sleep(0.05)
+  assert process.poll() is None, "the run finished before it could be killed"
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
+  resumed, step = restore_params(workdir, reference)
+  assert step == 20
+  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
+  jax.tree.map(np.testing.assert_array_equal, resumed.opt_state, reference.opt_state)
+
+
+def test_sigterm_saves_and_exits_cleanly(tiny_data, tmp_path):
+  workdir = str(tmp_path / "preempted")
+  command = main_command(workdir, tiny_data, "--config.train.total_steps=100000",
+                         "--config.train.checkpoint_every=1000")
+  process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics)):
+    time.sleep(0.1)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 0, stderr[-2000:]
+  assert "preempted: checkpoint at step" in stderr
+  steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+  assert steps and max(steps) >= 2 and max(steps) % 1000 != 0
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
+  workdir = str(tmp_path / "nan")
+  config = tiny_config(tiny_data, **{"optim.lr": float("nan")})
+  with pytest.raises(FloatingPointError, match="non-finite"):
+    train.train(config, workdir)
+  assert not any(d.isdigit() for d in os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("objective.patches_per_sid", 4, "did you mean 'objective.patches_per_side'"),
+    ("optim.lr", "fast", "config.optim.lr: expected float"),
+    ("kernel.name", "rbf", "config.kernel.name: 'rbf' is not one of"),
+    ("data.batch_size", 12, "multiple of 16"),
+    ("data.image_size", 30, "not a multiple of the tokens patch size 14"),
+    ("backbone.weights", "/nonexistent/dinov2.pth", "config.backbone.weights: no such file"),
+    ("kernel.learn_bandwidth", False, "config.kernel.params: kernel 'gaussian' needs a bandwidth"),
+])
+def test_bad_config_fails_before_work_naming_the_field(tiny_data, field, value, message):
+  config = tiny_config(tiny_data)
+  if field == "kernel.learn_bandwidth":
+    config.kernel.name = "gaussian"
+  set_field(config, field, value)
+  with pytest.raises(config_lib.ConfigError, match=message.replace("(", r"\(")):
+    config_lib.validate(config, device_count=8)
+
+
+def test_command_line_override_of_unknown_field_fails(tiny_data, tmp_path):
+  result = subprocess.run(main_command(str(tmp_path / "w"), tiny_data, "--config.optim.lrr=1"),
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True,
+                          text=True)
+  assert result.returncode != 0
+  assert "lrr" in result.stderr
+  assert not os.path.exists(tmp_path / "w")
