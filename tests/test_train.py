@@ -13,11 +13,9 @@ import pytest
 import ml_collections
 from PIL import Image
 
-from mdmf_jax import checkpoint, config_lib, train
-from mdmf_jax.data import builder
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "configs"))
-import demo as demo_config  # noqa: E402
+from configs import demo as demo_config
+from mdmf_jax import checkpoint, config_lib, features, train
+from mdmf_jax.data import builder, decode, pipeline, transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -166,3 +164,35 @@ def test_command_line_override_of_unknown_field_fails(tiny_data, tmp_path):
   assert result.returncode != 0
   assert "lrr" in result.stderr
   assert not os.path.exists(tmp_path / "w")
+
+
+def test_feature_cache_training(tiny_data, tmp_path):
+  config = tiny_config(tiny_data, **{"data.feature_cache": True})
+  config.data.cache_dir = str(tmp_path / "cache")
+  state = train.train(config, str(tmp_path / "cached"))
+  assert int(state.step) == 6
+  (folder,) = os.listdir(tmp_path / "cache")
+  folder = os.path.join(tmp_path / "cache", folder)
+  assert folder == features.cache_dir(config, "train")
+  assert json.load(open(os.path.join(folder, "done.json")))["images"] == 32
+  real = np.load(os.path.join(folder, "real-0-of-1.npy"))
+  assert real.shape == (16, 4, 128)  # 16 images, 2 x 2 tokens of tiny/14 (width 128)
+
+  # The cache holds the frozen backbone's features of the centre crops.
+  model, params = features.frozen_backbone(config)
+  source = pipeline.open_split(tiny_data, "tiny_set", "train")
+  image = transforms.center_crop(decode.decode_rgb8(source[0]["image"]), 28)[None] / 255.0
+  np.testing.assert_allclose(real[0], features.make_featurizer(model, config.patches)(
+      params, image.astype(np.float32))[0], rtol=1e-5, atol=1e-5)
+
+  # Batches are a pure function of (seed, step); an epoch sees every image once.
+  batches = features.CachedBatches(folder, groups=8, per_side=1, seed=0)
+  again = features.CachedBatches(folder, groups=8, per_side=1, seed=0)
+  np.testing.assert_array_equal(batches.batch(3)["fake"], again.batch(3)["fake"])
+  epoch = np.concatenate([batches.batch(s)["real"].reshape(-1, 4 * 128) for s in (0, 1)])
+  assert len(np.unique(epoch, axis=0)) == 16
+
+  # A different patch config gets its own cache.
+  other = tiny_config(tiny_data, **{"patches.mode": "pooled_tokens"})
+  other.data.cache_dir = config.data.cache_dir
+  assert features.cache_dir(other, "train") != folder
