@@ -196,3 +196,13 @@ def test_feature_cache_training(tiny_data, tmp_path):
   other = tiny_config(tiny_data, **{"patches.mode": "pooled_tokens"})
   other.data.cache_dir = config.data.cache_dir
   assert features.cache_dir(other, "train") != folder
+
+
+def test_local_launch_script(tiny_data, tmp_path):
+  workdir = tmp_path / "launched"
+  subprocess.run(["bash", "launch/local.sh", "configs/demo.py:tiny", str(workdir),
+                  f"--config.data.data_dir={tiny_data}", "--config.data.name=tiny_set",
+                  "--config.train.total_steps=2"],
+                 cwd=REPO, env={**os.environ, "PYTHON": sys.executable, "PYTHONPATH": REPO},
+                 check=True, capture_output=True)
+  assert "2" in os.listdir(workdir / "checkpoints")
