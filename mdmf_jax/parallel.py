@@ -56,6 +56,10 @@ class DataParallel:
     self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P(AXIS))
+    # pmap's per-device arrays: leading axis over the local devices, in the same
+    # sharding pmap gives its outputs, so feeding a step's output back in does
+    # not trigger a recompilation.
+    self.local_sharded = NamedSharding(Mesh(np.asarray(jax.local_devices()), (AXIS,)), P(AXIS))
 
   @property
   def num_groups(self) -> int:
@@ -87,7 +91,9 @@ class DataParallel:
     # The result may share buffers with `state`, and `step` donates it.
     if self.mode == "jit":
       return jax.device_put(state, self.replicated)
-    return flax.jax_utils.replicate(state)
+    copies = self.local_groups
+    return jax.tree.map(
+        lambda a: jax.device_put(np.stack([np.asarray(a)] * copies), self.local_sharded), state)
 
   def get_state(self, state):
     if self.mode == "pmap":
@@ -100,5 +106,5 @@ class DataParallel:
           lambda a: jax.make_array_from_process_local_data(self.sharded, np.asarray(a)),
           local_batch)
     # One group per local device, keeping a group axis of 1 so the step's code is the same.
-    local = NamedSharding(Mesh(np.asarray(jax.local_devices()), (AXIS,)), P(AXIS))
-    return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[:, None], local), local_batch)
+    return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[:, None], self.local_sharded),
+                        local_batch)
