@@ -15,7 +15,7 @@ def tiny_config(data_dir, objective="mmd_d", kernel="deep"):
   c.pfs.hidden_dim, c.pfs.out_dim, c.pfs.dropout = 16, 8, 0.1
   c.objective.name = objective
   c.kernel.name = kernel
-  c.optim.name, c.optim.lr, c.optim.warmup_steps = "sgd", 0.1, 1
+  c.optim.lr, c.optim.warmup_steps = 1e-2, 1  # adamw, the default
   c.train.total_steps = 10
   c.data.batch_size = 32  # 8 devices x (2 real + 2 fake)
   return c

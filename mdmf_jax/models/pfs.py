@@ -5,6 +5,11 @@ forensic signature s (out_dim):
 
     s = Dense_out(Dropout(LayerNorm(GELU(Dense_hidden(z)))))      (exact GELU)
 
+Dense_out has no bias: every kernel in mmd.py depends on s only through
+differences s_a - s_b, so an output bias gets an exactly-zero gradient, and
+Adam would turn its round-off into steps of size lr (a random walk that makes
+runs differ with the device layout).
+
 so it is permutation-equivariant over the patches of a set. Its params also
 hold the raw parameters of MMD-D's deep kernel (mmd.deep), trained with it:
 
@@ -51,7 +56,7 @@ class PFS(nn.Module):
     x = nn.Dense(self.hidden_dim, name="fc1")(patches)
     x = nn.LayerNorm(name="norm")(nn.gelu(x, approximate=False))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.out_dim, name="fc2")(x)
+    return nn.Dense(self.out_dim, use_bias=False, name="fc2")(x)
 
 
 def kernel_params(params) -> dict:
