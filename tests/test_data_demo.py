@@ -1,0 +1,157 @@
+"""The offline demo benchmark, built small: aligned fakes, split by photo,
+determinism (API and command line), no mean-colour shortcut, no-op rebuilds."""
+
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+import sklearn.metrics
+import tensorflow_datasets as tfds
+
+from mdmf_jax.data import autoencoders
+from mdmf_jax.data import decode
+from mdmf_jax.data import demo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPLITS = ("train", "val", "test")
+# The small setting, as command-line overrides of demo.get_config() (the same
+# settings build the data set through the API below and through the CLI).
+TINY = {
+    "name": "demo_tiny",
+    "crop_size": 32,
+    "train_crops": 16,
+    "val_crops_per_generator": 4,
+    "test_crops_per_generator": 8,
+    "autoencoder.features": (16, 16),
+    "autoencoder.latent": 8,
+    "autoencoder.steps": 300,
+    "autoencoder.batch_size": 8,
+    "autoencoder.patch_size": 16,
+}
+
+
+def tiny_config():
+  config = demo.get_config()
+  for key, value in TINY.items():
+    section, _, field = key.rpartition(".")
+    (config[section] if section else config)[field] = value
+  return config
+
+
+def read_split(data_dir, split):
+  source = tfds.data_source("demo_tiny", split=split, data_dir=data_dir,
+                            download=False)
+  return source, [source[i] for i in range(len(source))]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("demo"))
+  return data_dir, demo.build_demo(data_dir, seed=0, config=tiny_config())
+
+
+def test_splits_and_counts(built):
+  data_dir, report = built
+  generators = ["bilinear", "nearest", "pixel_shuffle", "tconv"]
+  assert sorted(report["generators"]) == generators
+  splits = report["splits"]
+  assert splits["train"]["generators"] == {"tconv": {"real": 16, "fake": 16}}
+  for split, per_generator in (("val", 4), ("test", 8)):
+    assert splits[split]["generators"] == {
+        g: {"real": per_generator, "fake": per_generator} for g in generators}
+  assert report["skipped"] == [] and report["cross_split_duplicates"] == []
+  source, records = read_split(data_dir, "test")
+  assert source.dataset_info.features["generator"].names == generators
+  assert {r["format"] for r in records} == {b"PNG"}  # no format shortcut
+  assert all((r["height"], r["width"]) == (32, 32) for r in records)
+
+
+def test_train_and_test_come_from_different_photographs(built):
+  data_dir, _ = built
+  photos = {split: {r["class"].decode() for r in read_split(data_dir, split)[1]}
+            for split in SPLITS}
+  assert photos["test"] == set(demo.get_config().test_photos)
+  assert photos["train"] == photos["val"] == set(demo.PHOTOS) - photos["test"]
+  real_bytes = {split: {r["image"] for r in read_split(data_dir, split)[1]
+                        if r["label"] == 0} for split in SPLITS}
+  assert not real_bytes["train"] & real_bytes["val"]  # distinct crops
+
+
+def decoded(records, label):
+  return {r["path"].decode().replace(f"/{label}/", "/"):
+          decode.decode_rgb8(r["image"]).astype(np.float64)
+          for r in records if r["label"] == (label == "1_fake")}
+
+
+def psnr(a, b):
+  return 10 * np.log10(255 ** 2 / np.mean((a - b) ** 2))
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_each_fake_reconstructs_its_own_real_crop(built, split):
+  _, records = read_split(built[0], split)
+  reals, fakes = decoded(records, "0_real"), decoded(records, "1_fake")
+  assert reals.keys() == fakes.keys()  # a fake per real, under the same name
+  photo = lambda name: name.split("/")[1]
+  paired, same_photo = [], []
+  for name, fake in fakes.items():
+    own = psnr(fake, reals[name])
+    paired.append(own)
+    # Crops of one photo may overlap, so only other photos must be worse...
+    assert all(psnr(fake, real) < own for other, real in reals.items()
+               if photo(other) != photo(name))
+    same_photo += [psnr(fake, real) for other, real in reals.items()
+                   if photo(other) == photo(name) and other != name]
+  # ... and on average the own crop wins by far.
+  assert np.mean(paired) > 18 and np.mean(paired) > np.mean(same_photo) + 5
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_mean_colour_does_not_separate_real_from_fake(built, split):
+  # AUROC of each channel's mean and of the grey mean as a fake-score: 0.5 is
+  # chance, 0 or 1 a trivial shortcut (a format or colour-cast giveaway).
+  _, records = read_split(built[0], split)
+  means = np.stack([decode.decode_rgb8(r["image"]).mean(axis=(0, 1))
+                    for r in records])
+  labels = [r["label"] for r in records]
+  for statistic in [*means.T, means.mean(axis=1)]:
+    assert 0.3 < sklearn.metrics.roc_auc_score(labels, statistic) < 0.7
+
+
+def test_rebuild_is_a_noop_and_other_settings_are_refused(built):
+  data_dir, report = built
+  start = time.monotonic()
+  assert demo.build_demo(data_dir, seed=0, config=tiny_config()) == report
+  assert time.monotonic() - start < 2
+  with pytest.raises(ValueError, match="built with other settings"):
+    demo.build_demo(data_dir, seed=1, config=tiny_config())
+
+
+def test_command_line_build_is_identical(built, tmp_path):
+  """The CLI with the same settings rebuilds byte-identical images (determinism)."""
+  overrides = [f"--demo_config.{k}={v}" for k, v in TINY.items()]
+  result = subprocess.run(
+      [sys.executable, "-m", "mdmf_jax.data.build", "--demo",
+       f"--data_dir={tmp_path}", *overrides],
+      capture_output=True, text=True, cwd=REPO, check=False)
+  assert result.returncode == 0, result.stderr
+  assert "demo built in" in result.stdout and "demo_tiny: train: 16 real" in (
+      result.stdout)
+  for split in SPLITS:
+    _, ours = read_split(built[0], split)
+    _, theirs = read_split(str(tmp_path), split)
+    assert [(r["path"], r["image"]) for r in ours] == [
+        (r["path"], r["image"]) for r in theirs]
+
+
+def test_every_upsampler_doubles_the_resolution():
+  x = np.zeros((2, 8, 12, 3), np.float32)
+  for upsample in autoencoders.UPSAMPLERS:
+    model = autoencoders.Autoencoder(upsample=upsample, features=(4, 6, 8),
+                                     latent=2)
+    params = model.init(jax.random.key(0), x)
+    assert model.apply(params, x).shape == x.shape
