@@ -19,9 +19,10 @@ import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
 # Fields that may change between a run and its resumption: they do not change
-# what is computed.
+# what training computes (evaluation and detection settings included).
 RESUMABLE_FIELDS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                     "data.num_threads", "data.num_workers")
+RESUMABLE_SECTIONS = ("eval.", "detect.")
 
 
 class Checkpoints:
@@ -85,7 +86,7 @@ def _flatten(config: dict, prefix=""):
 def guard_workdir(workdir, config: ml_collections.ConfigDict):
   """Saves the resolved config in a new workdir; refuses a workdir of another config.
 
-  Raises ValueError listing the differing fields (outside RESUMABLE_FIELDS), so
+  Raises ValueError listing the differing fields (outside RESUMABLE_*), so
   two experiments are never silently mixed in one workdir.
   """
   os.makedirs(workdir, exist_ok=True)
@@ -96,7 +97,8 @@ def guard_workdir(workdir, config: ml_collections.ConfigDict):
       saved = dict(_flatten(json.load(f)))
     now = dict(_flatten(current))
     differing = sorted(k for k in saved.keys() | now.keys()
-                       if k not in RESUMABLE_FIELDS and saved.get(k) != now.get(k))
+                       if k not in RESUMABLE_FIELDS and not k.startswith(RESUMABLE_SECTIONS)
+                       and saved.get(k) != now.get(k))
     if differing:
       details = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differing[:8])
       raise ValueError(

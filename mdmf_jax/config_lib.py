@@ -15,7 +15,7 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from mdmf_jax import mmd, objectives, parallel
+from mdmf_jax import mmd, objectives, parallel, scoring
 from mdmf_jax.models import vit
 
 _optional_str = lambda: config_dict.placeholder(str)
@@ -99,12 +99,59 @@ def base() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 200
   c.train.keep_checkpoints = 3
 
+  # Evaluation (evaluate.py); changing these never invalidates a training workdir.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.after_training = True  # --mode=train ends with the evaluation
+  c.eval.data_name = _optional_str()  # benchmark data set in data.data_dir (None: data.name)
+  c.eval.bank_split = "train"  # clean reals of data.name for the reference bank
+  c.eval.bank_images = 128
+  c.eval.bank_patches = 8192  # a random subset of the bank images' patches
+  c.eval.bank_block = 4096  # streaming block over the bank
+  c.eval.calibration_split = "val"  # its reals: half calibrate, half check the FPR
+  c.eval.alpha = 0.05  # target false-positive rate
+  c.eval.test_split = "test"
+  c.eval.batch_size = 16
+  c.eval.methods = ("mdmf", "global", "patch_vote")
+  c.eval.vote_quantile = 0.95  # patch_vote: patch density quantile of the bank
+  c.eval.num_heatmaps = 6
+  c.eval.robustness = False
+  c.eval.robustness_batches = _optional_int()  # per strength (None: the whole split)
+  c.eval.jpeg_qualities = (100, 90, 80, 70, 60, 50)
+  c.eval.blur_sigmas = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
+  c.eval.noise_sigmas = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
+
+  # Detection (--mode=detect, detect.py).
+  c.detect = ml_collections.ConfigDict()
+  c.detect.inputs = ""  # comma-separated files and folders (walked recursively)
+  c.detect.output = "detections.csv"  # .csv or .json
+  c.detect.heatmaps = False  # one witness heat-map PNG per scored image
+  c.detect.batch_size = 16
+  c.detect.resize = False  # resize to the model size instead of centre-cropping
+  c.detect.method = "mdmf"
+
   c.distributed = ml_collections.ConfigDict()
   c.distributed.enabled = False
   c.distributed.coordinator_address = _optional_str()
   c.distributed.num_processes = _optional_int()
   c.distributed.process_id = _optional_int()
   return c
+
+
+def from_json(values: dict) -> ml_collections.ConfigDict:
+  """A config saved as JSON (a workdir's config.json) back on top of `base()`, tuples restored."""
+
+  def merge(reference, loaded):
+    for key, value in loaded.items():
+      if isinstance(value, dict) and isinstance(reference.get(key), ml_collections.ConfigDict):
+        merge(reference[key], value)
+      elif isinstance(value, list):
+        reference[key] = tuple(value)
+      else:
+        reference[key] = value
+
+  config = base()
+  merge(config, values)
+  return config
 
 
 def _fail(field, message):
@@ -160,6 +207,11 @@ def validate(config, *, device_count=None):
                 "data.image_size", "train.total_steps", "train.log_every",
                 "train.checkpoint_every", "train.keep_checkpoints"):
     _positive(field, config[field.split(".")[0]][field.split(".")[1]])
+  for method in config.eval.methods:
+    _choice("eval.methods", method, scoring.METHODS)
+  _choice("detect.method", config.detect.method, scoring.METHODS)
+  if not 0.0 < config.eval.alpha < 1.0:
+    _fail("eval.alpha", f"must be in (0, 1), got {config.eval.alpha}")
   for field in ("data_dir", "name"):
     if not config.data[field]:
       _fail(f"data.{field}", "is required")
