@@ -22,10 +22,9 @@ Methods (same featurisation, same kernel, `config.eval.methods`):
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,70 +34,84 @@ from mdmf_jax import mmd, objectives, train_step
 METHODS = ("mdmf", "global", "patch_vote")
 
 
-@dataclasses.dataclass
+@flax.struct.dataclass
 class Bank:
   """Reference points of one method: `points` (s, or (s, z) for the deep kernel),
-  `rr_mean` = mean_rr' k(r, r'), and for patch_vote the density threshold."""
+  `rr_mean` = mean_rr' k(r, r'), and for patch_vote the density threshold (else NaN)."""
 
   points: Any
-  rr_mean: float
-  vote_threshold: float | None = None
+  rr_mean: jax.Array
+  vote_threshold: jax.Array
+
+
+def _flat(points):
+  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
+
+
+def score_points(kernel_fn, points, bank: Bank, method: str, block_size: int):
+  """(scores (N,), witness heat (N, K)) of (N, K, ...) points against `bank`."""
+  self_means = jax.vmap(lambda x: jnp.mean(kernel_fn(x, x), axis=1))(points)
+  num, patches = jax.tree.leaves(points)[0].shape[:2]
+  cross = mmd.streamed_mean_kernel(kernel_fn, _flat(points), bank.points, block_size)
+  cross = cross.reshape(num, patches)
+  heat = self_means - cross
+  if method == "patch_vote":
+    return jnp.mean(cross < bank.vote_threshold, axis=1), heat
+  return jnp.mean(self_means, axis=1) + bank.rr_mean - 2.0 * jnp.mean(cross, axis=1), heat
 
 
 class Scorer:
-  """Featurises images once and scores them by every method against its bank.
+  """The frozen backbone + trained PFS + kernel of a run, scoring images by every method.
 
-  `featurize(backbone_params, images) -> (N, K, D)` is the frozen backbone's
-  patch set (features.make_featurizer); `pfs_params` the trained PFS.
+  `featurize(backbone_params, images) -> (N, K, D)` is the backbone's patch
+  set (features.make_featurizer). All parameters and banks enter the jitted
+  functions as arguments, never as compile-time constants.
   """
 
   def __init__(self, config, featurize, backbone_params, pfs_params, *, block_size=4096):
-    self.config = config
-    self.kernel_fn, self.uses_raw = objectives.bind_kernel(config.kernel, pfs_params)
-    model = train_step.pfs_model(config.pfs)
-    self._embed = lambda z: model.apply({"params": pfs_params}, z)
-    self._featurize = functools.partial(featurize, backbone_params)
-    self.block_size = block_size
+    self.config, self.block_size = config, block_size
+    self.params = {"backbone": backbone_params, "pfs": pfs_params}
+    self._featurize = featurize
+    self._pfs = train_step.pfs_model(config.pfs)
+    self._points = jax.jit(self._points_fn)
+    self._scores = jax.jit(self._scores_fn, static_argnames="methods")
 
-  def _to_points(self, z):
-    s = self._embed(z)
-    return (s, z) if self.uses_raw else s
+  def kernel_fn(self, pfs_params=None):
+    return objectives.bind_kernel(self.config.kernel, pfs_params or self.params["pfs"])[0]
+
+  def to_points(self, pfs_params, z):
+    """PFS signatures s of patch features z, paired with z for the deep kernel."""
+    s = self._pfs.apply({"params": pfs_params}, z)
+    return (s, z) if self.config.kernel.name == "deep" else s
+
+  def _points_fn(self, params, images):
+    z = self._featurize(params["backbone"], images)
+    return {"mdmf": self.to_points(params["pfs"], z),
+            "global": self.to_points(params["pfs"], jnp.mean(z, axis=1, keepdims=True))}
 
   def points(self, images):
-    """{"mdmf": (N, K, ...) patch points, "global": (N, 1, ...) pooled points}."""
-    z = self._featurize(images)
-    return {"mdmf": self._to_points(z),
-            "global": self._to_points(jnp.mean(z, axis=1, keepdims=True))}
+    """{"mdmf": (N, K, ...) patch points, "global": (N, 1, ...) mean-pooled points}."""
+    return self._points(self.params, images)
 
-  def _flat(self, points):
-    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
-
-  def bank_from_points(self, points, method, vote_quantile=0.95):
+  def bank_from_points(self, points, method, vote_quantile=0.95) -> Bank:
     """The Bank of `method` from (N, K, ...) points of clean real images."""
-    flat = self._flat(points)
-    densities = mmd.streamed_mean_kernel(self.kernel_fn, flat, flat, self.block_size)
-    threshold = None
-    if method == "patch_vote":
-      # Low density = unlike real patches; votes below the (1 - q) quantile.
-      threshold = float(jnp.quantile(densities, 1.0 - vote_quantile))
-    return Bank(points=jax.device_get(flat), rr_mean=float(jnp.mean(densities)),
-                vote_threshold=threshold)
+    flat = _flat(points)
+    densities = mmd.streamed_mean_kernel(self.kernel_fn(), flat, flat, self.block_size)
+    # patch_vote: a patch is "fake" when its density is below that of all but
+    # the lowest (1 - q) of the bank's own patches.
+    threshold = jnp.quantile(densities, 1.0 - vote_quantile) if method == "patch_vote" else jnp.nan
+    return Bank(points=jax.device_get(flat), rr_mean=jnp.mean(densities),
+                vote_threshold=jnp.asarray(threshold, jnp.float32))
 
-  def patch_terms(self, points, bank: Bank):
-    """(self_means, cross_means), each (N, K): mean_k' k(x_k, x_k') and mean_r k(x_k, r)."""
-    self_means = jax.vmap(lambda x: jnp.mean(self.kernel_fn(x, x), axis=1))(points)
-    num, patches = jax.tree.leaves(points)[0].shape[:2]
-    cross = mmd.streamed_mean_kernel(self.kernel_fn, self._flat(points), bank.points,
-                                     self.block_size)
-    return self_means, cross.reshape(num, patches)
+  def _scores_fn(self, params, banks, images, methods):
+    points = self._points_fn(params, images)
+    kernel_fn = self.kernel_fn(params["pfs"])
+    return {m: score_points(kernel_fn, points["global" if m == "global" else "mdmf"], banks[m],
+                            m, self.block_size) for m in methods}
 
-  def score_points(self, points, bank: Bank, method: str):
-    """(scores (N,), witness heat (N, K)) of points against `bank`."""
-    self_means, cross = self.patch_terms(points, bank)
-    if method == "patch_vote":
-      return jnp.mean(cross < bank.vote_threshold, axis=1), self_means - cross
-    scores = jnp.mean(self_means, axis=1) + bank.rr_mean - 2.0 * jnp.mean(cross, axis=1)
-    return scores, self_means - cross
+  def scores(self, images, banks: dict[str, Bank]) -> dict:
+    """{method: (scores (N,), heat (N, K))} for every method in `banks`; one backbone pass."""
+    return self._scores(self.params, banks, images, tuple(sorted(banks)))
 
 
 class Detector:
@@ -111,17 +124,11 @@ class Detector:
   def __init__(self, scorer: Scorer, bank: Bank, *, image_size, grid, calibration=None,
                method="mdmf"):
     self.image_size, self.grid, self.calibration = image_size, grid, calibration
-    self.method = method
-
-    def run(images):
-      points = scorer.points(images)["global" if method == "global" else "mdmf"]
-      return scorer.score_points(points, bank, method)
-
-    self._run = jax.jit(run)
+    self.method, self._scorer, self._banks = method, scorer, {method: bank}
 
   def score(self, images) -> np.ndarray:
-    return np.asarray(self._run(images)[0])
+    return np.asarray(self._scorer.scores(images, self._banks)[self.method][0])
 
   def heatmaps(self, images) -> np.ndarray:
-    heat = np.asarray(self._run(images)[1])
+    heat = np.asarray(self._scorer.scores(images, self._banks)[self.method][1])
     return heat.reshape((heat.shape[0],) + tuple(self.grid))

@@ -1,6 +1,5 @@
 """Bank scoring: streamed scores and heat maps equal the dense MMD formulas."""
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -28,18 +27,20 @@ def random_images(seed, n=3):
 @pytest.mark.parametrize("kernel", ["deep", "gaussian"])
 def test_streamed_score_is_the_biased_mmd_and_heat_is_the_witness(kernel):
   scorer = make_scorer(kernel)
+  kernel_fn = scorer.kernel_fn()
   bank_points = scorer.points(random_images(1, n=6))["mdmf"]
   bank = scorer.bank_from_points(bank_points, "mdmf")
   flat_bank = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), bank_points)
-  points = scorer.points(random_images(2))["mdmf"]
-  scores, heat = scorer.score_points(points, bank, "mdmf")
+  images = random_images(2)
+  points = scorer.points(images)["mdmf"]
+  scores, heat = scorer.scores(images, {"mdmf": bank})["mdmf"]
   for i in range(3):
     x = jax.tree.map(lambda a: a[i], points)
-    dense = mmd.mmd2(*mmd.gram_matrices(scorer.kernel_fn, x, flat_bank), "biased")
+    dense = mmd.mmd2(*mmd.gram_matrices(kernel_fn, x, flat_bank), "biased")
     np.testing.assert_allclose(scores[i], dense, rtol=1e-5, atol=1e-6)
-    witness = mmd.witness(scorer.kernel_fn(x, x), scorer.kernel_fn(x, flat_bank))
+    witness = mmd.witness(kernel_fn(x, x), kernel_fn(x, flat_bank))
     np.testing.assert_allclose(heat[i], witness, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(bank.rr_mean, np.mean(scorer.kernel_fn(flat_bank, flat_bank)),
+  np.testing.assert_allclose(bank.rr_mean, np.mean(kernel_fn(flat_bank, flat_bank)),
                              rtol=1e-5)
 
 
@@ -47,13 +48,14 @@ def test_global_method_scores_one_pooled_point():
   scorer = make_scorer()
   images = random_images(3)
   bank = scorer.bank_from_points(scorer.points(random_images(4, n=8))["global"], "global")
-  scores, _ = scorer.score_points(scorer.points(images)["global"], bank, "global")
+  scores, _ = scorer.scores(images, {"global": bank})["global"]
   # The pooled point is the PFS of the mean token; the score is its biased MMD to the bank.
   z_mean = images.reshape(3, 5, 6).mean(axis=1, keepdims=True)
-  point = scorer._to_points(jnp.asarray(z_mean))
+  point = scorer.to_points(scorer.params["pfs"], jnp.asarray(z_mean))
+  kernel_fn = scorer.kernel_fn()
   for i in range(3):
     x = jax.tree.map(lambda a: a[i], point)
-    dense = mmd.mmd2(*mmd.gram_matrices(scorer.kernel_fn, x, bank.points), "biased")
+    dense = mmd.mmd2(*mmd.gram_matrices(kernel_fn, x, bank.points), "biased")
     np.testing.assert_allclose(scores[i], dense, rtol=1e-5, atol=1e-6)
 
 
@@ -62,13 +64,15 @@ def test_patch_vote_counts_low_density_patches():
   bank_points = scorer.points(random_images(5, n=10))["mdmf"]
   bank = scorer.bank_from_points(bank_points, "patch_vote", vote_quantile=0.9)
   flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), bank_points)
-  bank_density = np.mean(scorer.kernel_fn(flat, flat), axis=1)
+  kernel_fn = scorer.kernel_fn()
+  bank_density = np.mean(kernel_fn(flat, flat), axis=1)
   # 10% of the bank's own patches vote fake.
   assert abs(np.mean(bank_density < bank.vote_threshold) - 0.1) <= 0.04
-  points = scorer.points(random_images(6) * 4.0)["mdmf"]  # far from the bank
-  votes, _ = scorer.score_points(points, bank, "patch_vote")
+  images = random_images(6) * 4.0  # far from the bank
+  points = scorer.points(images)["mdmf"]
+  votes, _ = scorer.scores(images, {"patch_vote": bank})["patch_vote"]
   x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
-  density = np.mean(scorer.kernel_fn(x, flat), axis=1).reshape(3, 5)
+  density = np.mean(kernel_fn(x, flat), axis=1).reshape(3, 5)
   np.testing.assert_allclose(votes, np.mean(density < bank.vote_threshold, axis=1))
   assert np.all(votes >= 0.6)
 
@@ -79,7 +83,7 @@ def test_detector_is_jitted_for_fixed_batches_and_reshapes_heat():
   detector = scoring.Detector(scorer, bank, image_size=5, grid=(5, 1))
   images = random_images(8, n=4)
   scores = detector.score(images)
-  direct, heat = scorer.score_points(scorer.points(images)["mdmf"], bank, "mdmf")
+  direct, heat = scorer.scores(images, {"mdmf": bank})["mdmf"]
   np.testing.assert_allclose(scores, direct, rtol=1e-6)
   assert detector.heatmaps(images).shape == (4, 5, 1)
   np.testing.assert_allclose(detector.heatmaps(images)[..., 0], heat, rtol=1e-6)
