@@ -104,10 +104,6 @@ class ImageOptions:
     return transforms.fit_to_crop(image, self.image_size, self.small_images)
 
 
-def _to_float(image: np.ndarray) -> np.ndarray:
-  return image.astype(np.float32) / np.float32(255)
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainTransform(grain.transforms.RandomMap):
   """record -> {"image", "label"} with the CNNSpot augmentations (module doc)."""
@@ -134,12 +130,26 @@ class TrainTransform(grain.transforms.RandomMap):
     image = transforms.crop(image, top, left, size)
     if self.flip and rng.random() < 0.5:
       image = image[:, ::-1]
-    return {"image": _to_float(image), "label": np.int32(record["label"])}
+    return {"image": image, "label": np.int32(record["label"])}
 
 
-def _reals_first(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  order = sorted(range(len(examples)), key=lambda i: examples[i]["label"])
-  return {k: np.stack([examples[i][k] for i in order]) for k in examples[0]}
+def _collate(examples: Sequence[dict[str, Any]],
+             order: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+  """Stacks examples (in `order`); uint8 images -> float32 in [0, 1].
+
+  Converting the whole batch at once is about twice as fast as per image.
+  """
+  order = range(len(examples)) if order is None else order
+  batch = {k: np.stack([examples[i][k] for i in order]) for k in examples[0]}
+  images = batch["image"].astype(np.float32)
+  images /= 255
+  batch["image"] = images
+  return batch
+
+
+def _reals_first(examples: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+  return _collate(examples,
+                  sorted(range(len(examples)), key=lambda i: examples[i]["label"]))
 
 
 def _shard_options(shard_options) -> grain.sharding.ShardOptions:
@@ -236,12 +246,12 @@ class EvalTransform(grain.transforms.Map):
   def map(self, index: int):
     size = self.options.image_size
     if index < 0:
-      return {"image": np.zeros((size, size, 3), np.float32), "label": np.int32(0),
+      return {"image": np.zeros((size, size, 3), np.uint8), "label": np.int32(0),
               "generator": np.int32(-1), "index": np.int32(-1), "path": "",
               "mask": False}
     record = self.source[index]
     image = self.options.fit(self.options.load(record["image"]))
-    return {"image": _to_float(transforms.center_crop(image, size)),
+    return {"image": transforms.center_crop(image, size),
             "label": np.int32(record["label"]),
             "generator": np.int32(record["generator"]),
             "index": np.int32(index),
@@ -278,5 +288,6 @@ def eval_dataset(
   transform = EvalTransform(
       source, ImageOptions(image_size, resize, small_images,
                            format_alignment_quality))
-  ds = grain.MapDataset.source(indices).map(transform).batch(batch_size)
+  ds = grain.MapDataset.source(indices).map(transform)
+  ds = ds.batch(batch_size, batch_fn=_collate)
   return _read(ds, num_threads, num_workers)
