@@ -58,6 +58,8 @@ def binary_metrics(scores, labels, threshold: float) -> dict:
   the accuracy of the absent class, and well-defined acc / oracle_acc.
   """
   scores, labels = _scores_and_labels(scores, labels)
+  if math.isnan(threshold):
+    raise ValueError("threshold must not be NaN")
   is_fake = labels == 1
   predicted_fake = scores > threshold
   num_fake = int(is_fake.sum())
@@ -193,7 +195,7 @@ def calibrate(real_scores, alpha: float) -> Calibration:
   k is computed through the p-values' own floating-point division, so that the
   identity with `p_values` holds bit for bit (e.g. alpha = 1/3, n = 2).
   """
-  scores = np.sort(np.asarray(real_scores, np.float64).ravel())
+  scores = np.sort(np.asarray(real_scores, np.float64).ravel())  # any shape, flattened
   return Calibration(alpha=alpha, threshold=_conformal_threshold(scores, alpha),
                      scores=scores)
 
@@ -206,9 +208,7 @@ def p_values(calibration: Calibration, scores) -> np.ndarray:
   Vectorised: one searchsorted over the sorted calibration scores. Same shape as
   `scores`; NaN scores are rejected.
   """
-  scores = np.asarray(scores, np.float64)
-  if np.any(np.isnan(scores)):
-    raise ValueError("scores must not be NaN")
+  scores = _without_nan(scores)
   n = calibration.scores.size
   at_least = n - np.searchsorted(calibration.scores, scores, side="left")
   return _conformal_p(at_least, n)
@@ -216,10 +216,18 @@ def p_values(calibration: Calibration, scores) -> np.ndarray:
 
 def empirical_fpr(calibration: Calibration, real_scores) -> float:
   """Fraction (0-1, not %) of a second held-out set of reals with score > threshold."""
-  real_scores = np.asarray(real_scores, np.float64)
+  real_scores = _without_nan(real_scores)
   if real_scores.size == 0:
     raise ValueError("empirical_fpr needs at least one real score")
   return float(np.mean(real_scores > calibration.threshold))
+
+
+def _without_nan(scores) -> np.ndarray:
+  """float64 scores; NaN is an error (it would silently never be flagged)."""
+  scores = np.asarray(scores, np.float64)
+  if np.any(np.isnan(scores)):
+    raise ValueError("scores must not be NaN")
+  return scores
 
 
 def _conformal_p(at_least: np.ndarray, n: int) -> np.ndarray:

@@ -50,9 +50,7 @@ def write_table(rows: list[dict], path_stem: str, title: str) -> str:
   lines += ["| " + " | ".join(_markdown_cell(row[c]) for c in columns) + " |" for row in rows]
   markdown = "\n".join(lines) + "\n"
 
-  directory = os.path.dirname(str(path_stem))
-  if directory:
-    os.makedirs(directory, exist_ok=True)
+  _make_parent_directory(path_stem)
   with open(f"{path_stem}.md", "w") as f:
     f.write(markdown)
   with open(f"{path_stem}.csv", "w", newline="") as f:
@@ -258,7 +256,11 @@ def _figure(width_in: float, height_in: float) -> Figure:
 
 
 def _save(fig: Figure, path: str) -> None:
+  _make_parent_directory(path)
+  fig.savefig(path, dpi=DPI, format="png")
+
+
+def _make_parent_directory(path) -> None:
   directory = os.path.dirname(str(path))
   if directory:
     os.makedirs(directory, exist_ok=True)
-  fig.savefig(path, dpi=DPI, format="png")

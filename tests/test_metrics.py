@@ -160,6 +160,11 @@ def test_binary_metrics_rejects_bad_input(scores, labels):
     metrics.binary_metrics(scores, labels, 0.0)
 
 
+def test_binary_metrics_rejects_nan_threshold():
+  with pytest.raises(ValueError, match="threshold"):
+    metrics.binary_metrics([0.1, 0.2], [0, 1], math.nan)
+
+
 # --------------------------------------------------------------------------
 # Conformal calibration.
 # --------------------------------------------------------------------------
@@ -255,6 +260,8 @@ def test_empirical_fpr():
   assert metrics.empirical_fpr(calibration, [1.0, 19.0, 19.5, 30.0]) == 0.5
   with pytest.raises(ValueError):
     metrics.empirical_fpr(calibration, [])
+  with pytest.raises(ValueError):
+    metrics.empirical_fpr(calibration, [1.0, math.nan])
 
 
 def test_calibration_json_round_trip_is_exact():
