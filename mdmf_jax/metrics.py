@@ -187,8 +187,9 @@ def calibrate(real_scores, alpha: float) -> Calibration:
 
   With n calibration scores s_(1) <= ... <= s_(n), the threshold is s_(k),
   k = ceil((1 - alpha)(n + 1)), or +inf if k > n (alpha < 1 / (n + 1)). It is the
-  smallest threshold t such that a new real score S exchangeable with the calibration
-  scores satisfies P(S > t) <= alpha; "S > t" is exactly "p_value(S) <= alpha" (see
+  smallest order statistic t such that, for any distribution, a new real score S
+  exchangeable with the calibration scores satisfies P(S > t) <= alpha (probability
+  over calibration set and S together); "S > t" is exactly "p_value(S) <= alpha" (see
   `p_values`). Without ties P(S > t) = floor(alpha (n + 1)) / (n + 1), which is within
   1 / (n + 1) of alpha.
 
