@@ -6,6 +6,8 @@ skipped). The extension is not trusted: every file is decoded, and one that cann
 be used gets an error row instead of a score. Preprocessing is evaluation's
 (`pipeline.ImageOptions`): decode -> [resize to S x S] -> fit small images -> centre
 crop S x S -> float32 in [0, 1], so a file scores as it would in `evaluate`.
+Decoding runs on a thread pool ahead of the detector, which only ever sees full
+batches (the last one zero-padded), so its jitted shapes stay static.
 
 Rows, one per file in input order (`ROW_FIELDS`):
   path      the file, as given or joined below the given folder
@@ -109,7 +111,7 @@ def heatmap_names(relpaths: Sequence[str]) -> list[str]:
 
 
 def _load(path: str, options: pipeline.ImageOptions) -> np.ndarray | str:
-  """One file -> float32 (S, S, 3) in [0, 1], or an error "code: reason"."""
+  """One file -> its uint8 (S, S, 3) crop, or an error "code: reason"."""
   try:
     if os.path.exists(path) and not os.path.isfile(path):
       return f"{builder.UNREADABLE_FILE}: not a regular file"
@@ -121,8 +123,7 @@ def _load(path: str, options: pipeline.ImageOptions) -> np.ndarray | str:
     image = options.fit(options.load(data))
   except decode.UnreadableImageError as e:
     return str(e)
-  image = transforms.center_crop(image, options.image_size)
-  return image.astype(np.float32) / np.float32(255)
+  return transforms.center_crop(image, options.image_size)
 
 
 def _load_all(paths: Sequence[str], options: pipeline.ImageOptions,
@@ -146,9 +147,10 @@ class _Scorer:
   """Fills rows from full, zero-padded batches (the detector's shapes stay static)."""
 
   def __init__(self, detector, rows: list[dict[str, Any]], batch_size: int,
-               heatmap_dir: str | None, names: Sequence[str]):
+               heatmap_dir: str | None, files: Sequence[_File]):
     self._detector, self._rows, self._batch_size = detector, rows, batch_size
-    self._heatmap_dir, self._names = heatmap_dir, names
+    self._heatmap_dir, self._files = heatmap_dir, files
+    self._heatmap_names = heatmap_names([file.name for file in files])
     self._calibration = detector.calibration
     self._indices, self._images = [], []
     self.num_scored = 0
@@ -164,7 +166,8 @@ class _Scorer:
       return
     count = len(self._images)
     padding = [np.zeros_like(self._images[0])] * (self._batch_size - count)
-    batch = np.stack(self._images + padding)
+    batch = np.stack(self._images + padding).astype(np.float32)
+    batch /= 255  # as evaluation's batches: float32 in [0, 1]
     scores = np.asarray(self._detector.score(batch), np.float64)[:count]
     finite = np.isfinite(scores)
     p_values = np.full(count, np.nan)
@@ -172,8 +175,8 @@ class _Scorer:
       p_values[finite] = metrics.p_values(self._calibration, scores[finite])
     heats = (np.asarray(self._detector.heatmaps(batch))[:count]
              if self._heatmap_dir is not None else [None] * count)
-    for index, image, score, p, heat in zip(self._indices, self._images, scores,
-                                            p_values, heats):
+    for index, image, score, p, heat in zip(self._indices, batch, scores, p_values,
+                                            heats):
       row = self._rows[index]
       if not math.isfinite(score):
         row["error"] = f"{NON_FINITE_SCORE}: the detector returned {score}"
@@ -189,11 +192,11 @@ class _Scorer:
 
   def _plot(self, index: int, image: np.ndarray, heat: np.ndarray,
             row: dict[str, Any]):
-    title = f"{row['path']}\nscore {row['score']:.4g}"
+    title = f"{self._files[index].name}\nscore {row['score']:.4g}"
     if row["decision"] is not None:
       title += f", p {row['p_value']:.3g}: {row['decision']}"
-    reports.plot_heatmap(image, heat, os.path.join(self._heatmap_dir,
-                                                   self._names[index]), title)
+    path = os.path.join(self._heatmap_dir, self._heatmap_names[index])
+    reports.plot_heatmap(image, heat, path, title)
 
 
 def _write_atomically(path: str, write_fn):
@@ -279,8 +282,7 @@ def detect(
   rows = [_empty_row(file.path) for file in files]
   if heatmap_dir is not None:
     os.makedirs(heatmap_dir, exist_ok=True)
-  scorer = _Scorer(detector, rows, batch_size, heatmap_dir,
-                   heatmap_names([file.name for file in files]))
+  scorer = _Scorer(detector, rows, batch_size, heatmap_dir, files)
   # Two batches in flight keep the decoders busy while the detector scores.
   loaded = _load_all([f.path for f in files], options, num_threads,
                      prefetch=2 * batch_size + num_threads)
