@@ -19,10 +19,17 @@ from tests import test_data_decode as bad
 SIZE = 16  # the fake detector's S
 BATCH = 4
 PATCH = 4  # heat map cells of PATCH x PATCH pixels
+# Position- and channel-dependent weights (mean 1): a flipped, shifted or
+# channel-swapped crop scores differently.
+WEIGHTS = np.linspace(0.5, 1.5, SIZE * SIZE * 3, dtype=np.float32).reshape(SIZE, SIZE, 3)
+
+
+def weighted_brightness(images):
+  return (images * WEIGHTS).mean(axis=(-3, -2, -1))
 
 
 class FakeDetector:
-  """score = mean brightness, heat map = per-patch mean - 0.5; records batch shapes."""
+  """score = weighted brightness, heat = per-patch mean - 0.5; records batch shapes."""
 
   image_size = SIZE
 
@@ -33,7 +40,7 @@ class FakeDetector:
 
   def score(self, images):
     self.batch_shapes.append(images.shape)
-    scores = images.mean(axis=(1, 2, 3))
+    scores = weighted_brightness(images)
     if self.nan_above is not None:
       scores = np.where(scores > self.nan_above, np.nan, scores)
     return scores
@@ -115,11 +122,11 @@ def expected_score(data, resize=False):
   if resize:
     image = transforms.resize(image, SIZE, SIZE)
   image = transforms.center_crop(transforms.fit_to_crop(image, SIZE, "pad"), SIZE)
-  return float(np.mean(image.astype(np.float32) / np.float32(255)))
+  return float(weighted_brightness(image.astype(np.float32) / np.float32(255)))
 
 
 def calibration(alpha=0.25):
-  """Real images here are mid-grey on average: calibration scores around 0.5."""
+  """Random-pixel images score about 0.5: calibration scores around it."""
   scores = np.random.default_rng(8).uniform(0.45, 0.55, 39)
   return metrics.calibrate(scores, alpha)
 
@@ -156,10 +163,11 @@ def test_good_files_score_as_their_preprocessed_image(csv_run):
     row = by_path[relpath]
     assert row["error"] == ""
     assert float(row["score"]) == pytest.approx(expected_score(data), abs=1e-6)
-  # Padding, not upsampling: the tiny image's zeros darken its crop.
+  # The 6 x 9 image is zero-padded to 16 x 16, centred (extra pixel right).
   tiny = decode.decode_rgb8(GOOD["in/tiny.png"])
+  padded = np.pad(tiny, ((5, 5), (3, 4), (0, 0))) / np.float32(255)
   assert float(by_path["in/tiny.png"]["score"]) == pytest.approx(
-      tiny.sum() / (255 * SIZE * SIZE * 3), abs=1e-6)
+      float(weighted_brightness(padded)), abs=1e-6)
 
 
 def test_bad_files_get_error_rows_naming_the_reason(csv_run):
