@@ -228,6 +228,15 @@ def test_configuration_errors_name_the_problem(messy_folder, tmp_path):
                                data_dir=str(tmp_path))
 
 
+def test_a_split_of_only_bad_files_fails_naming_split_and_reasons(tmp_path):
+  save(str(tmp_path / "root/g/0_real/a.png"), b"")
+  save(str(tmp_path / "root/g/1_fake/b.png"), b"<html></html>")
+  with pytest.raises(ValueError, match=r"split 'test': none of the 2 files .*empty"):
+    builder.build_image_folder(name="hopeless", layout="generator",
+                               roots={"test": str(tmp_path / "root")},
+                               data_dir=str(tmp_path / "tfds"))
+
+
 def test_parse_roots():
   assert build.parse_roots(["train=/a/b", "/c=d", "val=/e"], "test") == {
       "train": "/a/b", "test": "/c=d", "val": "/e"}

@@ -120,6 +120,35 @@ def _check_name(name: str):
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class FolderSpec:
+  """What to build from which folders.
+
+  Attributes:
+    layout: a key of `layouts.LAYOUTS`.
+    roots: split name -> folder in that layout, e.g. {"train": ".../progan_train"}.
+    generator: generator name for the `cnnspot` layout (e.g. "progan").
+    classes: class folders to read (e.g. ["car", "cat", "chair", "horse"]);
+      None reads all.
+    generators: generator folders to read; None reads all.
+    min_size: skip (and report) images whose shorter side is below this. None
+      keeps every size; the pipelines then pad or upsample small images.
+    max_pixels: larger images are refused as decompression bombs.
+    num_threads: decoding threads for validation (default: all cores).
+    metadata: extra JSON-able entries for the data set's metadata.
+  """
+
+  layout: str
+  roots: Mapping[str, str]
+  generator: str | None = None
+  classes: Sequence[str] | None = None
+  generators: Sequence[str] | None = None
+  min_size: int | None = None
+  max_pixels: int = decode.DEFAULT_MAX_PIXELS
+  num_threads: int | None = None
+  metadata: Mapping[str, Any] | None = None
+
+
 class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Builds one data set (one or more splits) from image folders of one layout."""
 
@@ -129,46 +158,29 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   # of `importlib_resources` (a Python < 3.9 backport it does not install).
   code_path = None
 
-  def __init__(
-      self,
-      *,
-      name: str,
-      layout: str,
-      roots: Mapping[str, str],
-      data_dir: str,
-      generator: str | None = None,
-      classes: Sequence[str] | None = None,
-      generators: Sequence[str] | None = None,
-      min_size: int | None = None,
-      max_pixels: int = decode.DEFAULT_MAX_PIXELS,
-      num_threads: int | None = None,
-      metadata: Mapping[str, Any] | None = None,
-  ):
-    """See `build_image_folder` for the arguments."""
+  def __init__(self, *, name: str, data_dir: str, spec: FolderSpec):
     _check_name(name)
     self.name = name
-    self._layout = layout
-    self._roots = dict(roots)
-    self._min_size = min_size
-    self._max_pixels = max_pixels
-    self._num_threads = num_threads or os.cpu_count() or 1
+    self._spec = spec
+    self._num_threads = spec.num_threads or os.cpu_count() or 1
     self._scans = {
-        split: layouts.scan(root, layout, generator=generator, classes=classes,
-                            generators=generators)
-        for split, root in self._roots.items()
+        split: layouts.scan(root, spec.layout, generator=spec.generator,
+                            classes=spec.classes, generators=spec.generators)
+        for split, root in spec.roots.items()
     }
     for split, (entries, _) in self._scans.items():
       if not entries:
-        raise ValueError(f"split {split!r}: no file under {roots[split]!r} fits "
-                         f"layout {layout!r} ({layouts.get_layout(layout).pattern})")
+        raise ValueError(
+            f"split {split!r}: no file under {spec.roots[split]!r} fits layout "
+            f"{spec.layout!r} ({layouts.get_layout(spec.layout).pattern})")
     self._generator_names = sorted(
         {e.generator for entries, _ in self._scans.values() for e in entries})
     self._metadata = {
-        "layout": layout,
+        "layout": spec.layout,
         "splits": {},
-        "min_size": min_size,
-        "max_pixels": max_pixels,
-        **(metadata or {}),
+        "min_size": spec.min_size,
+        "max_pixels": spec.max_pixels,
+        **(spec.metadata or {}),
     }
     self.skipped: list[dict[str, str]] = []
     self.cross_split_duplicates: list[dict[str, str]] = []
@@ -179,8 +191,8 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
-        description=f"Image folder(s) in the {self._layout!r} layout; original "
-        "file bytes, never re-encoded.",
+        description=f"Image folder(s) in the {self._spec.layout!r} layout; "
+        "original file bytes, never re-encoded.",
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Tensor(
                 shape=(), dtype=np.object_,
@@ -210,7 +222,7 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     digests_in_split: dict[str, str] = {}
     counts = collections.defaultdict(lambda: {"real": 0, "fake": 0})
     progress = _Progress(f"{self.name}/{split}", len(entries))
-    results = _check_all([e.path for e in entries], self._max_pixels,
+    results = _check_all([e.path for e in entries], self._spec.max_pixels,
                          self._num_threads)
     key = 0
     for done, (entry, result) in enumerate(zip(entries, results), start=1):
@@ -218,10 +230,11 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       if isinstance(result, layouts.Skipped):
         self._skip(split, [result])
         continue
-      if self._min_size and min(result.height, result.width) < self._min_size:
+      min_size = self._spec.min_size
+      if min_size and min(result.height, result.width) < min_size:
         self._skip(split, [layouts.Skipped(
             entry.path, TOO_SMALL, f"{result.width}x{result.height} has a side "
-            f"below min_size={self._min_size}")])
+            f"below min_size={min_size}")])
         continue
       if result.digest in digests_in_split:
         self._skip(split, [layouts.Skipped(
@@ -250,10 +263,11 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       }
       key += 1
     if not key:
-      raise ValueError(f"split {split!r}: none of the {len(entries)} files under "
-                       f"{self._roots[split]!r} is usable: {self.skipped[:3]} ...")
+      raise ValueError(
+          f"split {split!r}: none of the {len(entries)} files under "
+          f"{self._spec.roots[split]!r} is usable: {self.skipped[:3]} ...")
     self.info.metadata["splits"][split] = {
-        "root": os.path.abspath(self._roots[split]),
+        "root": os.path.abspath(self._spec.roots[split]),
         "real": sum(c["real"] for c in counts.values()),
         "fake": sum(c["fake"] for c in counts.values()),
         "generators": dict(sorted(counts.items())),
@@ -264,7 +278,7 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     return {
         "name": self.name,
         "version": VERSION,
-        "layout": self._layout,
+        "layout": self._spec.layout,
         "data_dir": os.fspath(self.data_dir),
         "splits": dict(self.info.metadata["splits"]),
         "skipped_by_code": dict(sorted(collections.Counter(
@@ -297,36 +311,13 @@ def summary_line(report: Mapping[str, Any]) -> str:
           f"{os.path.join(report['data_dir'], REPORT_FILENAME)}")
 
 
-def build_image_folder(
-    *,
-    name: str,
-    layout: str,
-    roots: Mapping[str, str],
-    data_dir: str,
-    generator: str | None = None,
-    classes: Sequence[str] | None = None,
-    generators: Sequence[str] | None = None,
-    min_size: int | None = None,
-    max_pixels: int = decode.DEFAULT_MAX_PIXELS,
-    num_threads: int | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def build_image_folder(*, name: str, data_dir: str, **spec) -> dict[str, Any]:
   """Builds `data_dir/name/1.0.0` (array_record) unless it exists; returns the report.
 
   Args:
     name: data set name (lower_snake_case, not a TFDS catalogue name).
-    layout: a key of `layouts.LAYOUTS`.
-    roots: split name -> folder in that layout, e.g. {"train": ".../progan_train"}.
     data_dir: TFDS data directory.
-    generator: generator name for the `cnnspot` layout (e.g. "progan").
-    classes: class folders to read (e.g. ["car", "cat", "chair", "horse"]);
-      None reads all.
-    generators: generator folders to read; None reads all.
-    min_size: skip (and report) images whose shorter side is below this. None
-      keeps every size; the pipelines then pad or upsample small images.
-    max_pixels: larger images are refused as decompression bombs.
-    num_threads: decoding threads for validation (default: all cores).
-    metadata: extra JSON-able entries for the data set's metadata.
+    **spec: the fields of `FolderSpec` (layout, roots, generator, classes, ...).
 
   Returns:
     The build report (see module docstring); also at
@@ -336,11 +327,8 @@ def build_image_folder(
     logging.info("%s already built in %s; reusing it", name, data_dir)
     return load_report(data_dir, name)
   start = time.monotonic()
-  builder = ImageFolderBuilder(
-      name=name, layout=layout, roots=roots, data_dir=data_dir,
-      generator=generator, classes=classes, generators=generators,
-      min_size=min_size, max_pixels=max_pixels, num_threads=num_threads,
-      metadata=metadata)
+  builder = ImageFolderBuilder(name=name, data_dir=data_dir,
+                               spec=FolderSpec(**spec))
   with tempfile.TemporaryDirectory() as download_dir:  # nothing to download
     builder.download_and_prepare(download_dir=download_dir)
   report = builder.report(time.monotonic() - start)
