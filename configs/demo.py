@@ -31,6 +31,13 @@ def get_config(arg: str = ""):
   c.train.total_steps = 200
   c.train.log_every = 20
   c.train.checkpoint_every = 100
+  c.eval.bank_images = 128  # 8192 patches: the whole bank, nothing subsampled
+  c.eval.batch_size = 32
+  c.eval.robustness = True
+  c.eval.robustness_batches = 4  # 128 test images per strength
+  c.eval.jpeg_qualities = (100, 90, 70, 50)
+  c.eval.blur_sigmas = (0.0, 1.0, 2.0, 3.0)
+  c.eval.noise_sigmas = (0.0, 0.05, 0.1, 0.2)
   if arg == "tiny":
     c.data.build_demo = False
     c.data.image_size = 28
@@ -43,6 +50,12 @@ def get_config(arg: str = ""):
     c.train.total_steps = 6
     c.train.log_every = 2
     c.train.checkpoint_every = 2
+    c.eval.bank_images, c.eval.bank_patches = 8, 24
+    c.eval.batch_size = 8
+    c.eval.alpha = 0.2
+    c.eval.num_heatmaps = 2
+    c.eval.robustness_batches = 1
+    c.eval.jpeg_qualities, c.eval.blur_sigmas, c.eval.noise_sigmas = (90,), (0.0, 1.0), (0.1,)
   elif arg:
     raise ValueError(f"configs/demo.py takes '' or 'tiny', got {arg!r}")
   return c

@@ -129,6 +129,8 @@ def build_cache(config, split: str, model, backbone_params) -> str:
   data = pipeline.eval_dataset(
       config.data.data_dir, config.data.name, split=split,
       global_batch_size=per_process * jax.process_count(), image_size=config.data.image_size,
+      small_images=config.data.small_images,
+      format_alignment_quality=config.data.format_alignment_quality,
       num_threads=config.data.num_threads)
   featurize = jax.jit(make_featurizer(model, config.patches))
   sharding = jax.sharding.NamedSharding(

@@ -118,17 +118,25 @@ class Detector:
   """A trained model + bank + calibration, scoring S x S images (detect.py's interface).
 
   `score(images)` and `heatmaps(images)` take float32 (N, S, S, 3) in [0, 1]
-  and are jitted once per batch shape.
+  and are jitted once per batch shape. Both come from one pass; asking for the
+  scores and then the heat maps of the same batch array computes it once.
   """
 
   def __init__(self, scorer: Scorer, bank: Bank, *, image_size, grid, calibration=None,
                method="mdmf"):
     self.image_size, self.grid, self.calibration = image_size, grid, calibration
     self.method, self._scorer, self._banks = method, scorer, {method: bank}
+    self._last = (None, None)  # (batch array, its (scores, heat))
+
+  def _run(self, images):
+    if self._last[0] is not images:
+      scores, heat = self._scorer.scores(images, self._banks)[self.method]
+      self._last = (images, (np.asarray(scores), np.asarray(heat)))
+    return self._last[1]
 
   def score(self, images) -> np.ndarray:
-    return np.asarray(self._scorer.scores(images, self._banks)[self.method][0])
+    return self._run(images)[0]
 
   def heatmaps(self, images) -> np.ndarray:
-    heat = np.asarray(self._scorer.scores(images, self._banks)[self.method][1])
+    heat = self._run(images)[1]
     return heat.reshape((heat.shape[0],) + tuple(self.grid))

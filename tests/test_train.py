@@ -55,7 +55,7 @@ def tiny_config(data_dir, **overrides):
 def main_command(workdir, data_dir, *extra):
   return [sys.executable, "-m", "mdmf_jax.main", "--config=configs/demo.py:tiny",
           f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
-          "--config.data.name=tiny_set", *extra]
+          "--config.data.name=tiny_set", "--config.eval.after_training=False", *extra]
 
 
 def restore_params(workdir, template):
@@ -202,7 +202,7 @@ def test_local_launch_script(tiny_data, tmp_path):
   workdir = tmp_path / "launched"
   subprocess.run(["bash", "launch/local.sh", "configs/demo.py:tiny", str(workdir),
                   f"--config.data.data_dir={tiny_data}", "--config.data.name=tiny_set",
-                  "--config.train.total_steps=2"],
+                  "--config.train.total_steps=2", "--config.eval.after_training=False"],
                  cwd=REPO, env={**os.environ, "PYTHON": sys.executable, "PYTHONPATH": REPO},
                  check=True, capture_output=True)
   assert "2" in os.listdir(workdir / "checkpoints")

@@ -1,0 +1,306 @@
+"""Evaluation: reference bank, calibration, per-generator metrics, robustness, heat maps.
+
+    python -m mdmf_jax.main --config=configs/demo.py --workdir=W --mode=eval
+
+(also run at the end of training when `config.eval.after_training`). Reads the
+trained PFS from W's latest checkpoint and writes to W/eval/:
+  bank_<method>.npz        reference banks (reused by --mode=detect)
+  calibration.json         per method: threshold at alpha, calibration scores,
+                           and the empirical FPR on a second held-out real set
+  <method>.md|csv|json     per-generator AUROC, AP, accuracies, TPR@FPR
+  roc_<method>.png, hist_<method>.png, robustness_*.md|png, heatmaps/*.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import logging
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from mdmf_jax import checkpoint, config_lib, features, metrics, reports, scoring, train_step
+from mdmf_jax.data import pipeline, transforms
+
+
+def _eval_batches(config, split, benchmark=True):
+  """Deterministic padded batches of `split`, preprocessed exactly as in training and detection.
+
+  `benchmark` reads config.eval.data_name (default data.name), else data.name.
+  """
+  name = (config.eval.data_name or config.data.name) if benchmark else config.data.name
+  return pipeline.eval_dataset(
+      config.data.data_dir, name, split=split, global_batch_size=config.eval.batch_size,
+      image_size=config.data.image_size, small_images=config.data.small_images,
+      format_alignment_quality=config.data.format_alignment_quality,
+      num_threads=config.data.num_threads)
+
+
+def _eval_dir(workdir):
+  path = os.path.join(workdir, "eval")
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+def load_scorer(config, workdir) -> scoring.Scorer:
+  """The frozen backbone and the trained PFS of `workdir`'s latest checkpoint."""
+  model, backbone_params = features.frozen_backbone(config)
+  featurize = features.make_featurizer(model, config.patches)
+  size = config.data.image_size
+  z = jax.eval_shape(featurize, backbone_params, jax.ShapeDtypeStruct((1, size, size, 3),
+                                                                       np.float32))
+  template = train_step.init_state(config, np.ones((2,) + z.shape[1:], np.float32),
+                                   jax.random.key(0))
+  ckpt = checkpoint.Checkpoints(workdir, save_every=1, keep=1)
+  state, step = ckpt.restore_or(jax.device_get(template))
+  ckpt.close()
+  if not step:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+  logging.info("scoring with the PFS of step %d", step)
+  return scoring.Scorer(config, featurize, backbone_params, state.params,
+                        block_size=config.eval.bank_block)
+
+
+# --------------------------------------------------------------------------
+# Reading and perturbing images.
+# --------------------------------------------------------------------------
+
+PERTURBATIONS = {
+    "jpeg": lambda image, quality, rng: transforms.jpeg_roundtrip(image, quality),
+    "blur": lambda image, sigma, rng: transforms.gaussian_blur(image, sigma),
+    "noise": lambda image, sigma, rng: np.clip(
+        np.rint(image + rng.normal(0.0, 255.0 * sigma, image.shape)), 0, 255).astype(np.uint8),
+}
+
+
+def _perturb(images, kind, strength, seed):
+  if kind is None or (kind != "jpeg" and strength == 0):  # JPEG is lossy even at 100
+    return images
+  rng = np.random.default_rng(seed)
+  as_uint8 = np.rint(images * 255.0).astype(np.uint8)
+  out = np.stack([PERTURBATIONS[kind](image, strength, rng) for image in as_uint8])
+  return out.astype(np.float32) / 255.0
+
+
+def score_split(config, scorer, banks, split, *, perturbation=(None, None), limit=None):
+  """Scores every image of `split` by every method; gathered over processes.
+
+  Returns {"label", "generator", "index", "path"(process 0's rows only when
+  multi-host), method: scores}. `perturbation` = (kind, strength) is applied
+  to the S x S crops (a test-time robustness probe). `limit` keeps the first
+  `limit` batches (per process).
+  """
+  data = _eval_batches(config, split)
+  columns = {k: [] for k in ("label", "generator", "index", "mask", *banks)}
+  paths = []
+  start, seen = time.time(), 0
+  for i, batch in enumerate(data):
+    if limit is not None and i >= limit:
+      break
+    images = _perturb(batch["image"], *perturbation, seed=config.seed + i)
+    for method, (scores, _) in scorer.scores(images, banks).items():
+      columns[method].append(np.asarray(scores))
+    for key in ("label", "generator", "index", "mask"):
+      columns[key].append(np.asarray(batch[key]))
+    paths.extend(batch["path"])
+    seen += int(batch["mask"].sum())
+    logging.log_every_n_seconds(logging.INFO, "%s: %d images scored, %.1f images/s", 10,
+                                split, seen, seen / (time.time() - start))
+  out = {k: np.concatenate(v) for k, v in columns.items()}
+  out = jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a)).reshape(-1)
+                     if jax.process_count() > 1 else a, out)
+  keep = out.pop("mask").astype(bool)
+  out = {k: v[keep] for k, v in out.items()}
+  if jax.process_count() == 1:
+    out["path"] = np.asarray(paths)[keep]
+  return out
+
+
+# --------------------------------------------------------------------------
+# Banks and calibration.
+# --------------------------------------------------------------------------
+
+
+def _bank_path(workdir, method):
+  return os.path.join(_eval_dir(workdir), f"bank_{method}.npz")
+
+
+def save_bank(path, bank: scoring.Bank):
+  points = bank.points if isinstance(bank.points, tuple) else (bank.points,)
+  np.savez(path, *points, rr_mean=bank.rr_mean, vote_threshold=bank.vote_threshold)
+
+
+def load_bank(path) -> scoring.Bank:
+  with np.load(path) as f:
+    points = tuple(f[f"arr_{i}"] for i in range(len(f.files) - 2))
+    return scoring.Bank(points=points if len(points) > 1 else points[0],
+                        rr_mean=f["rr_mean"], vote_threshold=f["vote_threshold"])
+
+
+def build_banks(config, scorer, workdir) -> dict[str, scoring.Bank]:
+  """Reference banks from the clean real images of `config.eval.bank_split`, saved in W/eval."""
+  paths = {m: _bank_path(workdir, m) for m in config.eval.methods}
+  if all(os.path.exists(p) for p in paths.values()):
+    return {m: load_bank(p) for m, p in paths.items()}
+  data = _eval_batches(config, config.eval.bank_split, benchmark=False)
+  collected, count = {"mdmf": [], "global": []}, 0
+  for batch in data:
+    real = batch["mask"] & (batch["label"] == 0)
+    points = scorer.points(batch["image"])
+    for key in collected:
+      collected[key].append(jax.tree.map(lambda a: np.asarray(a)[real], points[key]))
+    count += int(real.sum())
+    if count >= config.eval.bank_images:
+      break
+  if count < config.eval.bank_images:
+    logging.warning("bank: only %d real images in split %r (asked for %d)", count,
+                    config.eval.bank_split, config.eval.bank_images)
+  rng = np.random.default_rng(config.seed)
+  banks = {}
+  for method in config.eval.methods:
+    key = "global" if method == "global" else "mdmf"
+    points = jax.tree.map(lambda *a: np.concatenate(a)[:config.eval.bank_images],
+                          *collected[key])
+    flat_count = jax.tree.leaves(points)[0].shape[0] * jax.tree.leaves(points)[0].shape[1]
+    if flat_count > config.eval.bank_patches:  # keep a random subset of patches
+      keep = np.sort(rng.choice(flat_count, config.eval.bank_patches, replace=False))
+      points = jax.tree.map(lambda a: a.reshape((-1, 1) + a.shape[2:])[keep], points)
+    banks[method] = scorer.bank_from_points(points, method, config.eval.vote_quantile)
+    if jax.process_index() == 0:
+      save_bank(paths[method], banks[method])
+  return banks
+
+
+def calibrate(config, scorer, banks, workdir) -> dict[str, metrics.Calibration]:
+  """Thresholds at alpha from half of the calibration split's reals; FPR on the other half."""
+  scored = score_split(config, scorer, banks, config.eval.calibration_split)
+  real = scored["label"] == 0
+  first_half = (scored["index"] % 2 == 0) & real
+  second_half = (scored["index"] % 2 == 1) & real
+  calibrations, report = {}, {}
+  for method in banks:
+    cal = metrics.calibrate(scored[method][first_half], config.eval.alpha)
+    calibrations[method] = cal
+    report[method] = {**cal.to_json(),
+                      "empirical_fpr": metrics.empirical_fpr(cal, scored[method][second_half]),
+                      "num_fpr_check": int(second_half.sum())}
+    logging.info("%s: threshold %.4g at alpha %.3f; empirical FPR on %d held-out reals: %.3f",
+                 method, cal.threshold, config.eval.alpha, second_half.sum(),
+                 report[method]["empirical_fpr"])
+  if jax.process_index() == 0:
+    with open(os.path.join(_eval_dir(workdir), "calibration.json"), "w") as f:
+      json.dump(report, f, indent=2)
+  return calibrations
+
+
+def load_calibrations(workdir) -> dict[str, metrics.Calibration]:
+  with open(os.path.join(workdir, "eval", "calibration.json")) as f:
+    return {m: metrics.Calibration.from_json(d) for m, d in json.load(f).items()}
+
+
+# --------------------------------------------------------------------------
+# The evaluation.
+# --------------------------------------------------------------------------
+
+
+def generator_rows(scored, method, calibration, generator_names):
+  """One metrics row per generator (its reals and fakes) plus the average row."""
+  rows = []
+  for g, name in enumerate(generator_names):
+    rows_g = scored["generator"] == g
+    if not rows_g.any():
+      continue
+    m = metrics.binary_metrics(scored[method][rows_g], scored["label"][rows_g],
+                               calibration.threshold)
+    rows.append({"generator": name, **m})
+  return rows + [reports.average_row(rows)]
+
+
+def _robustness(config, scorer, banks, out_dir):
+  sweeps = {"jpeg": ("JPEG quality", config.eval.jpeg_qualities),
+            "blur": ("Gaussian blur sigma (px)", config.eval.blur_sigmas),
+            "noise": ("Gaussian noise sigma (fraction of 255)", config.eval.noise_sigmas)}
+  for kind, (label, strengths) in sweeps.items():
+    auroc = {m: {} for m in banks}
+    rows = []
+    for strength in strengths:
+      scored = score_split(config, scorer, banks, config.eval.test_split,
+                           perturbation=(kind, strength), limit=config.eval.robustness_batches)
+      for method in banks:
+        average = metrics.binary_metrics(scored[method], scored["label"], np.inf)
+        auroc[method][strength] = average["auroc"]
+        rows.append({"method": method, kind: strength, "auroc": average["auroc"],
+                     "ap": average["ap"]})
+    if jax.process_index() == 0:
+      print(reports.write_table(rows, os.path.join(out_dir, f"robustness_{kind}"),
+                                f"Robustness to {label} (all generators pooled)"))
+      reports.plot_robustness(auroc, os.path.join(out_dir, f"robustness_{kind}.png"), label,
+                              "AUROC (%)")
+
+
+def _heatmaps(config, scorer, banks, calibration, out_dir):
+  data = _eval_batches(config, config.eval.test_split)
+  detector = scoring.Detector(scorer, banks["mdmf"], image_size=config.data.image_size,
+                              grid=features.grid_shape(config), calibration=calibration)
+  batch = next(iter(data))
+  heat, scores = detector.heatmaps(batch["image"]), detector.score(batch["image"])
+  folder = os.path.join(out_dir, "heatmaps")
+  os.makedirs(folder, exist_ok=True)
+  chosen = [i for i in np.argsort(-scores) if batch["mask"][i]][:config.eval.num_heatmaps]
+  for i in chosen:
+    name = os.path.splitext(batch["path"][i].replace("/", "__"))[0]
+    label = "fake" if batch["label"][i] else "real"
+    reports.plot_heatmap(batch["image"][i], heat[i], os.path.join(folder, f"{name}.png"),
+                         title=f"{label}: score {scores[i]:.3g}")
+
+
+def evaluate(config, workdir) -> dict[str, list[dict]]:
+  """The whole evaluation (module docstring); returns the per-method tables' rows."""
+  scorer = load_scorer(config, workdir)
+  banks = build_banks(config, scorer, workdir)
+  calibrations = calibrate(config, scorer, banks, workdir)
+  scored = score_split(config, scorer, banks, config.eval.test_split)
+  source = pipeline.open_split(config.data.data_dir, config.eval.data_name or config.data.name,
+                               config.eval.test_split)
+  names = pipeline.generator_names(source)
+  out_dir = _eval_dir(workdir)
+  tables = {}
+  for method in banks:
+    rows = generator_rows(scored, method, calibrations[method], names)
+    tables[method] = rows
+    if jax.process_index() == 0:
+      title = (f"{method}: test split {config.eval.test_split!r}, threshold at alpha="
+               f"{config.eval.alpha} calibrated on held-out reals")
+      print(reports.write_table(rows, os.path.join(out_dir, method), title))
+      curves = {n: (scored[method][(scored["generator"] == g)],
+                    scored["label"][(scored["generator"] == g)]) for g, n in enumerate(names)
+                if (scored["generator"] == g).any()}
+      reports.plot_roc(curves, os.path.join(out_dir, f"roc_{method}.png"))
+      groups = {"real": scored[method][scored["label"] == 0]}
+      groups.update({f"fake: {n}": scored[method][(scored["generator"] == g)
+                                                  & (scored["label"] == 1)]
+                     for g, n in enumerate(names)})
+      reports.plot_score_histograms(groups, os.path.join(out_dir, f"hist_{method}.png"),
+                                    threshold=calibrations[method].threshold)
+  if jax.process_index() == 0:
+    _heatmaps(config, scorer, banks, calibrations.get("mdmf"), out_dir)
+  if config.eval.robustness:
+    _robustness(config, scorer, banks, out_dir)
+  return tables
+
+
+def load_detector(workdir, config=None, method="mdmf") -> scoring.Detector:
+  """The trained, calibrated detector of `workdir` (after `evaluate`), for detect.py."""
+  if config is None:
+    with open(os.path.join(workdir, checkpoint.CONFIG_FILE)) as f:
+      config = config_lib.from_json(json.load(f))
+  bank_path = _bank_path(workdir, method)
+  if not os.path.exists(bank_path):
+    raise FileNotFoundError(f"{bank_path} is missing: run --mode=eval on {workdir} first")
+  calibration = load_calibrations(workdir).get(method)
+  return scoring.Detector(load_scorer(config, workdir), load_bank(bank_path),
+                          image_size=config.data.image_size, grid=features.grid_shape(config),
+                          calibration=calibration, method=method)

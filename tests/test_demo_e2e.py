@@ -1,0 +1,83 @@
+"""The whole pipeline through main.py on a tiny demo benchmark: train, eval, detect."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from mdmf_jax.data import demo
+from tests.test_data_demo import tiny_config as tiny_demo_config
+from tests.test_train import REPO
+
+
+def run_main(*args):
+  result = subprocess.run(
+      [sys.executable, "-m", "mdmf_jax.main", "--config=configs/demo.py:tiny", *args],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True)
+  return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("demo"))
+  demo.build_demo(data_dir, seed=0, config=tiny_demo_config())
+  workdir = str(tmp_path_factory.mktemp("workdir"))
+  common = [f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
+            "--config.data.name=demo_tiny"]
+  result = run_main(*common)  # trains, then evaluates
+  assert result.returncode == 0, result.stderr[-4000:]
+  return workdir, common, result.stdout + result.stderr
+
+
+def test_eval_writes_tables_calibration_plots_and_heatmaps(trained):
+  workdir, _, output = trained
+  out = os.path.join(workdir, "eval")
+  for method in ("mdmf", "global", "patch_vote"):
+    rows = json.load(open(os.path.join(out, f"{method}.json")))["rows"]
+    generators = [r["generator"] for r in rows]
+    assert generators == ["bilinear", "nearest", "pixel_shuffle", "tconv", "average"]
+    assert all(0 <= r["auroc"] <= 100 for r in rows)
+    assert os.path.getsize(os.path.join(out, f"roc_{method}.png")) > 0
+    assert os.path.getsize(os.path.join(out, f"hist_{method}.png")) > 0
+    assert os.path.exists(os.path.join(out, f"{method}.md"))
+    assert os.path.exists(os.path.join(out, f"bank_{method}.npz"))
+  assert "| average" in output  # the tables are printed
+  calibration = json.load(open(os.path.join(out, "calibration.json")))
+  assert calibration["mdmf"]["alpha"] == 0.2
+  assert 0.0 <= calibration["mdmf"]["empirical_fpr"] <= 1.0
+  assert len(os.listdir(os.path.join(out, "heatmaps"))) == 2
+  for kind in ("jpeg", "blur", "noise"):
+    assert os.path.exists(os.path.join(out, f"robustness_{kind}.png"))
+
+
+def test_detect_scores_a_folder_and_reports_bad_files(trained, tmp_path):
+  workdir, common, _ = trained
+  folder = tmp_path / "inputs"
+  os.makedirs(folder / "nested")
+  Image.new("RGB", (40, 36), (120, 30, 200)).save(folder / "a.png")
+  Image.effect_noise((50, 50), 40).convert("RGB").save(folder / "nested" / "b.jpg")
+  (folder / "broken.jpg").write_bytes(b"not an image at all")
+  output = tmp_path / "scores.csv"
+  result = run_main(*common, "--mode=detect", f"--config.detect.inputs={folder}",
+                    f"--config.detect.output={output}", "--config.detect.heatmaps=True")
+  assert result.returncode == 0, result.stderr[-4000:]
+  rows = {os.path.basename(r["path"]): r for r in csv.DictReader(open(output))}
+  assert set(rows) == {"a.png", "b.jpg", "broken.jpg"}
+  assert rows["broken.jpg"]["error"] and not rows["broken.jpg"]["score"]
+  for name in ("a.png", "b.jpg"):
+    assert rows[name]["score"] and not rows[name]["error"]
+    assert 0 < float(rows[name]["p_value"]) <= 1 and rows[name]["decision"] in ("real", "fake")
+  assert len(os.listdir(tmp_path / "scores_heatmaps")) == 2
+
+
+def test_detect_fails_when_nothing_can_be_scored(trained, tmp_path):
+  workdir, common, _ = trained
+  (tmp_path / "only_bad.png").write_bytes(b"")
+  result = run_main(*common, "--mode=detect", f"--config.detect.inputs={tmp_path}",
+                    f"--config.detect.output={tmp_path / 'out.json'}")
+  assert result.returncode != 0
+  assert json.load(open(tmp_path / "out.json"))
