@@ -34,7 +34,6 @@ def get_config(arg: str = ""):
   c.eval.bank_images = 128  # 8192 patches: the whole bank, nothing subsampled
   c.eval.batch_size = 32
   c.eval.robustness = True
-  c.eval.robustness_batches = 4  # 128 test images per strength
   c.eval.jpeg_qualities = (100, 90, 70, 50)
   c.eval.blur_sigmas = (0.0, 1.0, 2.0, 3.0)
   c.eval.noise_sigmas = (0.0, 0.05, 0.1, 0.2)
@@ -54,7 +53,6 @@ def get_config(arg: str = ""):
     c.eval.batch_size = 8
     c.eval.alpha = 0.2
     c.eval.num_heatmaps = 2
-    c.eval.robustness_batches = 1
     c.eval.jpeg_qualities, c.eval.blur_sigmas, c.eval.noise_sigmas = (90,), (0.0, 1.0), (0.1,)
   elif arg:
     raise ValueError(f"configs/demo.py takes '' or 'tiny', got {arg!r}")

@@ -85,21 +85,18 @@ def _perturb(images, kind, strength, seed):
   return out.astype(np.float32) / 255.0
 
 
-def score_split(config, scorer, banks, split, *, perturbation=(None, None), limit=None):
+def score_split(config, scorer, banks, split, *, perturbation=(None, None)):
   """Scores every image of `split` by every method; gathered over processes.
 
   Returns {"label", "generator", "index", "path"(process 0's rows only when
   multi-host), method: scores}. `perturbation` = (kind, strength) is applied
-  to the S x S crops (a test-time robustness probe). `limit` keeps the first
-  `limit` batches (per process).
+  to the S x S crops (a test-time robustness probe).
   """
   data = _eval_batches(config, split)
   columns = {k: [] for k in ("label", "generator", "index", "mask", *banks)}
   paths = []
   start, seen = time.time(), 0
   for i, batch in enumerate(data):
-    if limit is not None and i >= limit:
-      break
     images = _perturb(batch["image"], *perturbation, seed=config.seed + i)
     for method, (scores, _) in scorer.scores(images, banks).items():
       columns[method].append(np.asarray(scores))
@@ -228,7 +225,7 @@ def _robustness(config, scorer, banks, out_dir):
     rows = []
     for strength in strengths:
       scored = score_split(config, scorer, banks, config.eval.test_split,
-                           perturbation=(kind, strength), limit=config.eval.robustness_batches)
+                           perturbation=(kind, strength))
       for method in banks:
         average = metrics.binary_metrics(scored[method], scored["label"], np.inf)
         auroc[method][strength] = average["auroc"]
@@ -241,20 +238,31 @@ def _robustness(config, scorer, banks, out_dir):
                               "AUROC (%)")
 
 
-def _heatmaps(config, scorer, banks, calibration, out_dir):
-  data = _eval_batches(config, config.eval.test_split)
+def _heatmaps(config, scorer, banks, calibration, scored, out_dir):
+  """Witness heat maps of the highest-scoring test fakes and reals (mdmf)."""
+  per_label = max(1, config.eval.num_heatmaps // 2)
+  chosen = set()
+  for label in (1, 0):
+    rows = np.flatnonzero(scored["label"] == label)
+    top = rows[np.argsort(-scored["mdmf"][rows])[:per_label]]
+    chosen.update(int(i) for i in scored["index"][top])
   detector = scoring.Detector(scorer, banks["mdmf"], image_size=config.data.image_size,
                               grid=features.grid_shape(config), calibration=calibration)
-  batch = next(iter(data))
-  heat, scores = detector.heatmaps(batch["image"]), detector.score(batch["image"])
   folder = os.path.join(out_dir, "heatmaps")
   os.makedirs(folder, exist_ok=True)
-  chosen = [i for i in np.argsort(-scores) if batch["mask"][i]][:config.eval.num_heatmaps]
-  for i in chosen:
-    name = os.path.splitext(batch["path"][i].replace("/", "__"))[0]
-    label = "fake" if batch["label"][i] else "real"
-    reports.plot_heatmap(batch["image"][i], heat[i], os.path.join(folder, f"{name}.png"),
-                         title=f"{label}: score {scores[i]:.3g}")
+  for batch in _eval_batches(config, config.eval.test_split):
+    hits = [i for i, index in enumerate(batch["index"]) if batch["mask"][i] and index in chosen]
+    if not hits:
+      continue
+    heat, scores = detector.heatmaps(batch["image"]), detector.score(batch["image"])
+    for i in hits:
+      name = os.path.splitext(batch["path"][i].replace("/", "__"))[0]
+      label = "fake" if batch["label"][i] else "real"
+      reports.plot_heatmap(batch["image"][i], heat[i], os.path.join(folder, f"{name}.png"),
+                           title=f"{label}: score {scores[i]:.3g}")
+      chosen.discard(int(batch["index"][i]))
+    if not chosen:
+      break
 
 
 def evaluate(config, workdir) -> dict[str, list[dict]]:
@@ -285,8 +293,8 @@ def evaluate(config, workdir) -> dict[str, list[dict]]:
                      for g, n in enumerate(names)})
       reports.plot_score_histograms(groups, os.path.join(out_dir, f"hist_{method}.png"),
                                     threshold=calibrations[method].threshold)
-  if jax.process_index() == 0:
-    _heatmaps(config, scorer, banks, calibrations.get("mdmf"), out_dir)
+  if jax.process_index() == 0 and "mdmf" in banks:
+    _heatmaps(config, scorer, banks, calibrations["mdmf"], scored, out_dir)
   if config.eval.robustness:
     _robustness(config, scorer, banks, out_dir)
   return tables

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from mdmf_jax import evaluate
 from mdmf_jax.data import demo
 from tests.test_data_demo import tiny_config as tiny_demo_config
 from tests.test_train import REPO
@@ -49,7 +51,8 @@ def test_eval_writes_tables_calibration_plots_and_heatmaps(trained):
   calibration = json.load(open(os.path.join(out, "calibration.json")))
   assert calibration["mdmf"]["alpha"] == 0.2
   assert 0.0 <= calibration["mdmf"]["empirical_fpr"] <= 1.0
-  assert len(os.listdir(os.path.join(out, "heatmaps"))) == 2
+  heatmaps = os.listdir(os.path.join(out, "heatmaps"))
+  assert len(heatmaps) == 2 and {"0_real" in h for h in heatmaps} == {True, False}
   for kind in ("jpeg", "blur", "noise"):
     assert os.path.exists(os.path.join(out, f"robustness_{kind}.png"))
 
@@ -81,3 +84,13 @@ def test_detect_fails_when_nothing_can_be_scored(trained, tmp_path):
                     f"--config.detect.output={tmp_path / 'out.json'}")
   assert result.returncode != 0
   assert json.load(open(tmp_path / "out.json"))
+
+
+def test_detector_loads_from_the_workdir_alone(trained):
+  workdir, _, _ = trained
+  detector = evaluate.load_detector(workdir)  # config from WORKDIR/config.json
+  assert detector.image_size == 28 and detector.calibration.alpha == 0.2
+  images = np.random.default_rng(0).random((8, 28, 28, 3)).astype(np.float32)
+  scores = detector.score(images)
+  assert scores.shape == (8,) and np.all(np.isfinite(scores))
+  assert detector.heatmaps(images).shape == (8, 2, 2)
