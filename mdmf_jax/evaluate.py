@@ -88,8 +88,8 @@ def _perturb(images, kind, strength, seed):
 def score_split(config, scorer, banks, split, *, perturbation=(None, None)):
   """Scores every image of `split` by every method; gathered over processes.
 
-  Returns {"label", "generator", "index", "path"(process 0's rows only when
-  multi-host), method: scores}. `perturbation` = (kind, strength) is applied
+  Returns {"label", "generator", "index", method: scores} over all processes,
+  plus "path" in single-process runs. `perturbation` = (kind, strength) is applied
   to the S x S crops (a test-time robustness probe).
   """
   data = _eval_batches(config, split)
