@@ -1,6 +1,30 @@
-"""Eight fake CPU devices for the data-parallel tests (set before JAX starts)."""
+"""Eight fake CPU devices for the data-parallel tests (set before JAX starts), and shared fixtures."""
 
 import os
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+
+import numpy as np  # noqa: E402  (after XLA_FLAGS)
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mdmf_jax.data import builder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+  """A 16 real + 16 fake image-folder data set (cnnspot layout), built with TFDS."""
+  root = tmp_path_factory.mktemp("images")
+  data_dir = tmp_path_factory.mktemp("tfds")
+  rng = np.random.default_rng(0)
+  for i in range(16):
+    smooth = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    real = Image.fromarray(smooth).resize((32, 32), Image.BILINEAR)
+    fake = Image.fromarray(smooth).resize((32, 32), Image.NEAREST)  # blocky upsampling traces
+    for label, image in (("0_real", real), ("1_fake", fake)):
+      os.makedirs(root / "toys" / label, exist_ok=True)
+      image.save(root / "toys" / label / f"{i}.png")
+  builder.build_image_folder(name="tiny_set", layout="cnnspot", roots={"train": str(root)},
+                             data_dir=str(data_dir), generator="toy")
+  return str(data_dir)

@@ -5,11 +5,10 @@ import os
 import re
 import socket
 import subprocess
-import sys
 
 import pytest
 
-from tests.test_train import REPO, main_command, tiny_data  # noqa: F401  (fixture)
+from tests.test_train import REPO, main_command
 
 
 def free_port():

@@ -11,31 +11,12 @@ import jax
 import numpy as np
 import pytest
 import ml_collections
-from PIL import Image
 
 from configs import demo as demo_config
 from mdmf_jax import checkpoint, config_lib, features, train
-from mdmf_jax.data import builder, decode, pipeline, transforms
+from mdmf_jax.data import decode, pipeline, transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-  """A 16 real + 16 fake image-folder data set (cnnspot layout), built with TFDS."""
-  root = tmp_path_factory.mktemp("images")
-  data_dir = tmp_path_factory.mktemp("tfds")
-  rng = np.random.default_rng(0)
-  for i in range(16):
-    smooth = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-    real = Image.fromarray(smooth).resize((32, 32), Image.BILINEAR)
-    fake = Image.fromarray(smooth).resize((32, 32), Image.NEAREST)  # blocky upsampling traces
-    for label, image in (("0_real", real), ("1_fake", fake)):
-      os.makedirs(root / "toys" / label, exist_ok=True)
-      image.save(root / "toys" / label / f"{i}.png")
-  builder.build_image_folder(name="tiny_set", layout="cnnspot", roots={"train": str(root)},
-                             data_dir=str(data_dir), generator="toy")
-  return str(data_dir)
 
 
 def set_field(config, field, value):
