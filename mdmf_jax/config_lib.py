@@ -15,7 +15,7 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from mdmf_jax import mmd, objectives, parallel, scoring
+from mdmf_jax import mmd, objectives, parallel, patches, scoring
 from mdmf_jax.models import vit
 
 _optional_str = lambda: config_dict.placeholder(str)
@@ -222,13 +222,12 @@ def validate(config, *, device_count=None):
   if not 0.0 <= config.pfs.dropout < 1.0:
     _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")
 
-  window = {"tokens": 14, "pooled_tokens": 14 * config.patches.pool,
-            "crops": config.patches.crop_size}[config.patches.mode]
+  window = patches.patch_window(config.patches)
   if config.data.image_size % window:
     _fail("data.image_size", f"{config.data.image_size} is not a multiple of the "
           f"{config.patches.mode} patch size {window} px")
-  if config.patches.mode == "crops" and config.patches.crop_resolution % 14:
-    _fail("patches.crop_resolution", "must be a multiple of the ViT patch size 14")
+  if config.patches.mode == "crops" and config.patches.crop_resolution % patches.VIT_PATCH:
+    _fail("patches.crop_resolution", f"must be a multiple of the ViT patch size {patches.VIT_PATCH}")
 
   devices = device_count or 1
   if config.data.batch_size % (2 * devices):

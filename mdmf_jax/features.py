@@ -82,9 +82,7 @@ def make_featurizer(model, patch_cfg):
 
 def grid_shape(config) -> tuple[int, int]:
   """The (h, w) patch grid of a training image."""
-  window = {"tokens": 14, "pooled_tokens": 14 * config.patches.pool,
-            "crops": config.patches.crop_size}[config.patches.mode]
-  return (config.data.image_size // window,) * 2
+  return (config.data.image_size // patches.patch_window(config.patches),) * 2
 
 
 # --------------------------------------------------------------------------

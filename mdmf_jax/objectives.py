@@ -43,7 +43,8 @@ def bind_kernel(kernel_cfg, pfs_params):
   return functools.partial(mmd.KERNELS[kernel_cfg.name], **params), False
 
 
-def _pool(points):
+def pool_patches(points):
+  """Leaves (N, K, ...) -> (N * K, ...): the patches of N sets as one set."""
   return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
 
 
@@ -57,8 +58,8 @@ def _subsample(points, key, size):
 
 def _pooled_pair(real, fake, key, cfg):
   key_real, key_fake = jax.random.split(key)
-  x = _subsample(_pool(real), key_real, cfg.patches_per_side)
-  y = _subsample(_pool(fake), key_fake, cfg.patches_per_side)
+  x = _subsample(pool_patches(real), key_real, cfg.patches_per_side)
+  y = _subsample(pool_patches(fake), key_fake, cfg.patches_per_side)
   return x, y
 
 
@@ -90,7 +91,7 @@ def image_scores(kernel_fn, images, reference, exclude):
   banks cost nothing extra.
   """
   n, r = exclude.shape
-  flat_images, flat_ref = _pool(images), _pool(reference)
+  flat_images, flat_ref = pool_patches(images), pool_patches(reference)
   k_ii = jax.vmap(lambda a: jnp.mean(kernel_fn(a, a)))(images)  # mean_k,k' k(x_k, x_k')
   cross = _block_sums(kernel_fn(flat_images, flat_ref), n, r)  # (N, R)
   ref_ref = _block_sums(kernel_fn(flat_ref, flat_ref), r, r)  # (R, R)

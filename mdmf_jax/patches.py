@@ -27,6 +27,13 @@ import jax
 from mdmf_jax.models.vit import imagenet_normalize
 
 MODES = ("tokens", "pooled_tokens", "crops")
+VIT_PATCH = 14  # DINOv2's patch size in pixels
+
+
+def patch_window(patch_cfg) -> int:
+  """Side W in pixels of one patch of `config.patches`: 14, 14 * pool, or crop_size."""
+  return {"tokens": VIT_PATCH, "pooled_tokens": VIT_PATCH * patch_cfg.pool,
+          "crops": patch_cfg.crop_size}[patch_cfg.mode]
 
 
 def _check_divisible(images, size, what):

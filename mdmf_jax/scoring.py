@@ -44,15 +44,12 @@ class Bank:
   vote_threshold: jax.Array
 
 
-def _flat(points):
-  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
-
-
 def score_points(kernel_fn, points, bank: Bank, method: str, block_size: int):
   """(scores (N,), witness heat (N, K)) of (N, K, ...) points against `bank`."""
   self_means = jax.vmap(lambda x: jnp.mean(kernel_fn(x, x), axis=1))(points)
   num, patches = jax.tree.leaves(points)[0].shape[:2]
-  cross = mmd.streamed_mean_kernel(kernel_fn, _flat(points), bank.points, block_size)
+  cross = mmd.streamed_mean_kernel(kernel_fn, objectives.pool_patches(points), bank.points,
+                                   block_size)
   cross = cross.reshape(num, patches)
   heat = self_means - cross
   if method == "patch_vote":
@@ -95,7 +92,7 @@ class Scorer:
 
   def bank_from_points(self, points, method, vote_quantile=0.95) -> Bank:
     """The Bank of `method` from (N, K, ...) points of clean real images."""
-    flat = _flat(points)
+    flat = objectives.pool_patches(points)
     densities = mmd.streamed_mean_kernel(self.kernel_fn(), flat, flat, self.block_size)
     # patch_vote: a patch is "fake" when its density is below that of all but
     # the lowest (1 - q) of the bank's own patches.
