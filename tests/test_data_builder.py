@@ -58,6 +58,8 @@ def messy_folder(tmp_path_factory):
       "cat/0_real/c.bmp": image_bytes(pixels(), "BMP"),
       "cat/1_fake/d.png": image_bytes(pixels(), "PNG"),
   }
+  # The same bytes in another class group count there too.
+  good["cat/1_fake/copy_of_b.png"] = good["car/0_real/b.png"]
   bad_files = {
       "car/0_real/empty.jpg": ("empty", b""),
       "car/0_real/notes.txt": ("not_an_image", b"not an image"),
@@ -66,7 +68,7 @@ def messy_folder(tmp_path_factory):
       "cat/0_real/corrupt.png": ("corrupt", bad.BAD_FILES["corrupt_png"][0]),
       "cat/1_fake/float.tif": ("unsupported_mode", bad.BAD_FILES["float_tiff"][0]),
       "cat/1_fake/bomb.png": ("decompression_bomb", bad.bomb_png()),
-      "cat/1_fake/copy_of_b.png": ("duplicate", good["car/0_real/b.png"]),
+      "car/1_fake/copy_of_b.png": ("duplicate", good["car/0_real/b.png"]),
       "README.md": ("outside_layout", b"# notes"),
       "car/stray.jpg": ("outside_layout", good["car/0_real/a.jpg"]),
       "car/maybe_real/e.png": ("outside_layout", image_bytes(pixels(), "PNG")),
@@ -134,10 +136,11 @@ def test_records_are_stored_real_then_fake_with_counts_in_metadata(messy_build):
   assert labels == sorted(labels)
   counts = source.dataset_info.metadata["splits"]["train"]
   assert (counts["real"], counts["fake"]) == (labels.count(0), labels.count(1))
-  assert counts["generators"] == {"progan": {"real": 6, "fake": 5}}
+  assert counts["generators"] == {"progan": {"real": 6, "fake": 6}}
   assert report["splits"]["train"]["real"] == 6
   line = builder.summary_line(report)
-  assert "train: 6 real + 5 fake" in line and "skipped 11 files" in line
+  assert "train: 6 real + 6 fake" in line and "skipped 11 files" in line
+  assert "1 copies shared across generator/class groups" in line
 
 
 def test_min_size_skips_small_images_with_reason(messy_folder, tmp_path):
@@ -193,6 +196,36 @@ def test_cross_split_duplicates_are_kept_and_listed(tmp_path):
   assert leak["path"].endswith("leak.jpg") and leak["split"] == "test"
   assert leak["duplicate_of"].endswith("00000.jpg")
   assert leak["duplicate_of_split"] == "train"
+
+
+def test_reals_shared_by_generators_count_for_each_generator(tmp_path):
+  root = str(tmp_path / "root")
+  synthetic.write_folder(root, "generator", {"generator": ["g1", "g2", "g3"]},
+                         per_label=3, size=(16, 16), seed=5)
+  shared = {}
+  for i in range(3):
+    with open(os.path.join(root, f"g1/0_real/{i:05d}.jpg"), "rb") as f:
+      shared[f"{i:05d}.jpg"] = f.read()
+  for generator in ("g2", "g3"):
+    for filename, data in shared.items():
+      save(os.path.join(root, generator, "0_real", filename), data)
+  save(os.path.join(root, "g2/0_real/again.jpg"), shared["00000.jpg"])
+  report = builder.build_image_folder(
+      name="shared", layout="generator", roots={"test": root},
+      data_dir=str(tmp_path / "tfds"))
+  counts = report["splits"]["test"]["generators"]
+  assert counts == {g: {"real": 3, "fake": 3} for g in ("g1", "g2", "g3")}
+  assert report["shared_across_groups"] == {"test": 6}
+  [duplicate] = report["skipped"]
+  assert duplicate["code"] == "duplicate" and duplicate["path"].endswith("g2/0_real/again.jpg")
+  assert duplicate["reason"].endswith(os.path.join("g2", "0_real", "00000.jpg"))
+  source, records = read_all(str(tmp_path / "tfds"), "shared", "test")
+  names = source.dataset_info.features["generator"].names
+  reals = sorted((names[r["generator"]], r["path"].decode()) for r in records
+                 if r["label"] == 0)
+  assert reals == [(g, f"{g}/0_real/{i:05d}.jpg") for g in ("g1", "g2", "g3") for i in range(3)]
+  assert all(r["image"] == shared[r["path"].decode().split("/")[-1]]
+             for r in records if r["label"] == 0)
 
 
 def test_rebuilding_is_a_noop(messy_folder, messy_build):

@@ -18,9 +18,13 @@ are in the data set's metadata (`metadata["splits"][split]["real"]`).
 Every file is decoded once at build time. Files that cannot be used are skipped,
 never fatal, and listed by path with a reason code in `build_report.json` next to
 the data (codes: the decode module's, plus outside_layout, unreadable_file,
-too_small, duplicate). Within a split a file whose bytes equal an earlier file's is
-a `duplicate` and kept once; equal bytes in two splits are kept in both and listed
-under `cross_split_duplicates` (a train/test leak to look at).
+too_small, duplicate). Within one group of a split (one generator and class; the
+same image under "real" and "fake" of one group is one group too), a file whose
+bytes equal an earlier file's is a `duplicate` and kept once. The same bytes in
+two groups count in each: benchmarks often give every generator folder the same
+real images, and each generator's rows need its reals (`shared_across_groups` in
+the report counts such extra copies). Equal bytes in two splits are kept in both
+and listed under `cross_split_duplicates` (a train/test leak to look at).
 """
 
 from __future__ import annotations
@@ -185,6 +189,7 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     self.skipped: list[dict[str, str]] = []
     self.cross_split_duplicates: list[dict[str, str]] = []
     self.converted_modes: collections.Counter[str] = collections.Counter()
+    self.shared_across_groups: collections.Counter[str] = collections.Counter()
     self._first_seen: dict[str, tuple[str, str]] = {}  # digest -> (split, path)
     super().__init__(data_dir=data_dir, file_format="array_record")
 
@@ -219,7 +224,7 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   def _generate_examples(self, split: str):
     entries, outside = self._scans[split]
     self._skip(split, outside)
-    digests_in_split: dict[str, str] = {}
+    digests_in_groups: dict[tuple[str, str, str], str] = {}  # (generator, class, digest)
     counts = collections.defaultdict(lambda: {"real": 0, "fake": 0})
     progress = _Progress(f"{self.name}/{split}", len(entries))
     results = _check_all([e.path for e in entries], self._spec.max_pixels,
@@ -236,15 +241,18 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
             entry.path, TOO_SMALL, f"{result.width}x{result.height} has a side "
             f"below min_size={min_size}")])
         continue
-      if result.digest in digests_in_split:
+      group_key = (entry.generator, entry.class_name, result.digest)
+      if group_key in digests_in_groups:
         self._skip(split, [layouts.Skipped(
             entry.path, DUPLICATE,
-            f"same bytes as {digests_in_split[result.digest]}")])
+            f"same bytes as {digests_in_groups[group_key]}")])
         continue
-      digests_in_split[result.digest] = entry.path
+      digests_in_groups[group_key] = entry.path
       first_split, first_path = self._first_seen.setdefault(
           result.digest, (split, entry.path))
-      if first_split != split:
+      if first_split == split and first_path != entry.path:
+        self.shared_across_groups[split] += 1
+      elif first_split != split:
         self.cross_split_duplicates.append(dict(
             split=split, path=entry.path, duplicate_of_split=first_split,
             duplicate_of=first_path))
@@ -285,6 +293,7 @@ class ImageFolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
             s["code"] for s in self.skipped).items())),
         "skipped": self.skipped,
         "cross_split_duplicates": self.cross_split_duplicates,
+        "shared_across_groups": dict(sorted(self.shared_across_groups.items())),
         "converted_modes": dict(sorted(self.converted_modes.items())),
         "seconds": round(seconds, 2),
     }
@@ -305,9 +314,11 @@ def summary_line(report: Mapping[str, Any]) -> str:
   splits = ", ".join(f"{s}: {c['real']} real + {c['fake']} fake"
                      for s, c in report["splits"].items())
   skipped = sum(report["skipped_by_code"].values())
+  shared = sum(report.get("shared_across_groups", {}).values())  # older reports lack it
   return (f"{report['name']}: {splits}; skipped {skipped} files "
           f"{report['skipped_by_code']}; {len(report['cross_split_duplicates'])} "
-          f"cross-split duplicates; report: "
+          f"cross-split duplicates; {shared} copies shared across generator/class "
+          f"groups; report: "
           f"{os.path.join(report['data_dir'], REPORT_FILENAME)}")
 
 
