@@ -66,22 +66,29 @@ def write_table(rows: list[dict], path_stem: str, title: str) -> str:
 
 
 def average_row(rows: list[dict], name: str = "average") -> dict:
-  """One row with the mean of every numeric column over `rows`, ignoring NaN / None.
+  """One row with the mean of every numeric column over `rows`; a missing value shows.
 
-  A column is numeric when all its values are real numbers (not bools) or None; a
-  column with no non-NaN value averages to NaN. Every other column gets `name`.
+  A column is numeric when all its values are real numbers (not bools) or None. A
+  NaN or None in a numeric column makes that column's average NaN: a generator whose
+  AUROC is undefined (e.g. no reals) must never silently drop out of the mean. The
+  other columns get `name`, followed by the rows with a missing value, named by their
+  first column, e.g. "average (NaN in: g1 [auroc])".
   """
   columns = _columns(rows)
-  average = {}
+  average, missing = {}, {}
   for column in columns:
     values = [_plain(row[column]) for row in rows]
     if not _is_numeric_column(values):
-      average[column] = name
       continue
     array = np.array([math.nan if v is None else v for v in values], np.float64)
-    present = array[~np.isnan(array)]
-    average[column] = float(np.mean(present)) if present.size else math.nan
-  return average
+    average[column] = float(np.mean(array))
+    for i in np.flatnonzero(np.isnan(array)):
+      missing.setdefault(int(i), []).append(column)
+  label = name
+  if missing:
+    label += " (NaN in: " + "; ".join(f"{_plain(rows[i][columns[0]])} [{', '.join(cols)}]"
+                                     for i, cols in sorted(missing.items())) + ")"
+  return {c: average.get(c, label) for c in columns}
 
 
 def _columns(rows: list[dict]) -> list[str]:

@@ -58,21 +58,23 @@ def test_write_table_rejects_ragged_or_empty_rows(tmp_path):
     reports.write_table([], str(tmp_path / "t"), "t")
 
 
-def test_average_row_is_nan_aware_mean():
+def test_average_row_is_the_mean_and_a_missing_value_makes_it_nan_and_named():
   rows = [
-      {"generator": "g0", "auroc": 90.0, "ap": math.nan, "num_real": 10, "note": None},
-      {"generator": "g1", "auroc": math.nan, "ap": math.nan, "num_real": 20, "note": 4.0},
-      {"generator": "g2", "auroc": np.float64(80.0), "ap": math.nan, "num_real": 40,
+      {"generator": "g0", "auroc": 90.0, "ap": 70.0, "num_real": 10, "note": None},
+      {"generator": "g1", "auroc": math.nan, "ap": 60.0, "num_real": 20, "note": 4.0},
+      {"generator": "g2", "auroc": np.float64(80.0), "ap": 50.0, "num_real": 40,
        "note": 2.0},
   ]
   average = reports.average_row(rows)
   assert list(average) == list(rows[0])
-  assert average["generator"] == "average"
-  assert average["auroc"] == 85.0
-  assert math.isnan(average["ap"])
+  assert math.isnan(average["auroc"])  # g1 does not silently drop out
+  assert math.isnan(average["note"])  # nor does g0's missing value
+  assert average["ap"] == 60.0
   assert average["num_real"] == pytest.approx(70 / 3)
-  assert average["note"] == 3.0  # None counts as missing
-  assert reports.average_row(rows, name="mean")["generator"] == "mean"
+  assert average["generator"] == "average (NaN in: g0 [note]; g1 [auroc])"
+  defined = [dict(row, note=1.0) for row in rows if row["generator"] != "g1"]
+  mean = reports.average_row(defined, name="mean")
+  assert mean["generator"] == "mean" and mean["auroc"] == 85.0 and mean["note"] == 1.0
 
 
 def test_average_row_in_a_written_table(tmp_path):
