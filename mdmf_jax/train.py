@@ -24,16 +24,30 @@ from mdmf_jax.data import demo, pipeline
 
 
 class _Preemption:
-  """Remembers a SIGTERM so the loop can stop at a step boundary."""
+  """Remembers a SIGTERM so the loop can stop at a step boundary.
+
+  The flag is read once per step, before that step's save (`take`): a signal
+  that lands later (during the save, say) is acted on at the next boundary,
+  so the step the loop stops at is always the step it force-saved. In
+  multi-process runs every process stops at the same step (the flag is
+  or-ed over processes), since Orbax saves are collective.
+  """
 
   def __init__(self):
-    self.requested = False
+    self._requested = False
     self._previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
     del signum, frame
-    logging.warning("SIGTERM: saving a checkpoint and stopping after this step")
-    self.requested = True
+    logging.warning("SIGTERM: saving a checkpoint and stopping at the next step boundary")
+    self._requested = True
+
+  def take(self) -> bool:
+    """Whether any process was asked to stop (read once, at a step boundary)."""
+    requested = self._requested
+    if jax.process_count() > 1:
+      requested = bool(np.any(multihost_utils.process_allgather(np.int32(requested))))
+    return requested
 
   def restore(self):
     signal.signal(signal.SIGTERM, self._previous)
@@ -116,10 +130,10 @@ def train(config, workdir: str):
       done = step + 1
       if done % config.train.log_every == 0 or done == total:
         log.write(done, metrics)
-      stop = preemption.requested or done == total
-      ckpt.save(done, dp.get_state(state), data_iterator, force=stop)
-      if preemption.requested:
-        logging.warning("preempted: checkpoint at step %d saved", done)
+      preempted = preemption.take()
+      ckpt.save(done, dp.get_state(state), data_iterator, force=preempted or done == total)
+      if preempted:
+        _report_preemption(ckpt, done, workdir)
         break
   finally:
     preemption.restore()
@@ -130,6 +144,18 @@ def train(config, workdir: str):
   logging.info("process %d: step %d, params sha256 %s", jax.process_index(), int(final.step),
                params_digest(final.params))
   return final
+
+
+def _report_preemption(ckpt: checkpoint.Checkpoints, step: int, workdir: str):
+  """Waits for the forced save of `step` and says whether it is on disk."""
+  ckpt.wait()
+  latest = ckpt.latest_step()
+  if latest == step:
+    logging.warning("preempted: checkpoint at step %d saved", step)
+  else:
+    logging.error("preempted: the checkpoint at step %d was NOT saved; the latest in %s is "
+                  "step %s", step, workdir, latest)
+    raise RuntimeError(f"preempted at step {step} without saving it (latest: {latest})")
 
 
 def params_digest(params) -> str:

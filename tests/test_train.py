@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,9 +108,28 @@ def test_sigterm_saves_and_exits_cleanly(tiny_data, tmp_path):
   process.send_signal(signal.SIGTERM)
   _, stderr = process.communicate(timeout=120)
   assert process.returncode == 0, stderr[-2000:]
-  assert "preempted: checkpoint at step" in stderr
+  said = re.search(r"preempted: checkpoint at step (\d+) saved", stderr)
+  assert said, stderr[-2000:]
   steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
-  assert steps and max(steps) >= 2 and max(steps) % 1000 != 0
+  assert max(steps) == int(said.group(1)) >= 2
+
+
+def test_sigterm_inside_the_save_saves_the_step_it_stops_at(tiny_data, tmp_path, monkeypatch):
+  """A SIGTERM that lands inside a (non-forced) save still ends on a saved step."""
+  workdir = str(tmp_path / "preempted")
+  config = tiny_config(tiny_data, **{"train.total_steps": 50, "train.checkpoint_every": 1000})
+  original = checkpoint.Checkpoints.save
+
+  def save(self, step, *args, **kwargs):
+    if step == 3:
+      os.kill(os.getpid(), signal.SIGTERM)  # after the loop read the flag for step 3
+    return original(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(checkpoint.Checkpoints, "save", save)
+  state = train.train(config, workdir)
+  _, latest = restore_params(workdir, state)
+  assert 2 <= int(state.step) < 50
+  assert latest == int(state.step)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
