@@ -136,7 +136,7 @@ def write_npz(source: str, output: str, variant: str | None = VARIANT) -> vit.Vi
   """Writes the backbone of ONNX file `source` to `output` (.npz, replaced atomically)."""
   state = read_backbone(source)
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  partial = output[:-len(".npz")] + ".partial.npz"
+  partial = f"{output[:-len('.npz')]}.partial-{os.getpid()}.npz"  # processes sharing a cache
   model = weights.convert(state, partial, variant)  # checks it loads into our ViT first
   os.replace(partial, output)
   return model
