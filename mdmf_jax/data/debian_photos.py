@@ -183,20 +183,27 @@ def parse_copyright(text: str) -> list[tuple[tuple[str, ...], str]]:
   return stanzas
 
 
-def _matches(pattern: str, path: str) -> bool:
-  """Debian's pattern rules (`*` spans "/"); extensions are compared loosely because
-  GCompris bundles re-encoded copies (a source `fish1.jpg` ships as `fish1.webp`)."""
-  if fnmatch.fnmatchcase(path, pattern):
-    return True
-  stem, pattern_stem = os.path.splitext(path)[0], os.path.splitext(pattern)[0]
-  return "*" not in pattern and stem == pattern_stem
+@functools.lru_cache(maxsize=None)
+def _stanza_regex(patterns: tuple[str, ...]) -> re.Pattern:
+  """One regex for a stanza's patterns, with Debian's rules (`*` spans "/").
+
+  A pattern without wildcards matches its path with any extension: GCompris
+  bundles re-encoded copies (the source `fish1.jpg` ships as `fish1.webp`).
+  """
+  parts = []
+  for pattern in patterns:
+    if "*" in pattern or "?" in pattern:
+      parts.append(fnmatch.translate(pattern))
+    else:
+      parts.append(re.escape(os.path.splitext(pattern)[0]) + r"(?:\.[^/.]*)?\Z")
+  return re.compile("|".join(f"(?:{p})" for p in parts))
 
 
 def licence_for(stanzas: list[tuple[tuple[str, ...], str]], source_path: str) -> str | None:
   """The licence of the last stanza that matches `source_path` (Debian's rule), or None."""
   found = None
   for patterns, licence in stanzas:
-    if any(_matches(p, source_path) for p in patterns):
+    if _stanza_regex(patterns).match(source_path):
       found = licence
   return found
 
