@@ -108,10 +108,20 @@ def base() -> ml_collections.ConfigDict:
   c.eval.bank_patches = 8192  # a random subset of the bank images' patches
   c.eval.bank_block = 4096  # streaming block over the bank
   c.eval.calibration_split = "val"  # its reals: half calibrate, half check the FPR
+  # Data set of the calibration reals (None: data.name, the training data's own
+  # reals, as deployed): another benchmark (eval.data_name) may lack a val split.
+  c.eval.calibration_data_name = _optional_str()
   c.eval.alpha = 0.05  # target false-positive rate
   c.eval.test_split = "test"
   c.eval.batch_size = 16
-  c.eval.methods = ("mdmf", "global", "patch_vote")
+  c.eval.methods = ("mdmf", "linear_probe", "global", "patch_vote")
+  # linear_probe (linear_probe.py): logistic regression on frozen global features,
+  # the UnivFD-style baseline; trained on data.name's train split, saved in W/eval.
+  c.eval.probe_feature = "cls"  # "cls" (final CLS token) | "mean" (mean patch token)
+  c.eval.probe_block = _optional_int()  # "mean" only: tokens of this block (None: last)
+  c.eval.probe_cs = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths; best val AUROC
+  c.eval.probe_images = 2000  # per class (real, fake) from data.train_split, balanced
+  c.eval.probe_val_split = "val"  # data.name split (reals and fakes) that chooses C
   c.eval.vote_quantile = 0.95  # patch_vote: patch density quantile of the bank
   c.eval.num_heatmaps = 6
   c.eval.robustness = False
@@ -127,6 +137,11 @@ def base() -> ml_collections.ConfigDict:
   c.detect.batch_size = 16
   c.detect.resize = False  # resize to the model size instead of centre-cropping
   c.detect.method = "mdmf"
+
+  # Shortcut audit (--mode=audit, audit.py): trivial cues vs the real/fake label.
+  c.audit = ml_collections.ConfigDict()
+  c.audit.threshold = 0.8  # warn when a cue's max(AUROC, 1 - AUROC) exceeds this
+  c.audit.max_images = 2000  # per split, generator and label (evenly spaced); 0: all
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.enabled = False
@@ -210,6 +225,14 @@ def validate(config, *, device_count=None):
   for method in config.eval.methods:
     _choice("eval.methods", method, scoring.METHODS)
   _choice("detect.method", config.detect.method, scoring.METHODS)
+  if config.detect.heatmaps and config.detect.method == "linear_probe":
+    _fail("detect.heatmaps", "linear_probe scores whole images; it has no patch heat map")
+  _choice("eval.probe_feature", config.eval.probe_feature, ("cls", "mean"))
+  if config.eval.probe_feature == "cls" and config.eval.probe_block is not None:
+    _fail("eval.probe_block", "the backbone returns the CLS token of the last block only; "
+          "use eval.probe_feature='mean' for an intermediate block")
+  if not 0.5 <= config.audit.threshold <= 1.0:
+    _fail("audit.threshold", f"must be in [0.5, 1], got {config.audit.threshold}")
   if not 0.0 < config.eval.alpha < 1.0:
     _fail("eval.alpha", f"must be in (0, 1), got {config.eval.alpha}")
   for field in ("data_dir", "name"):

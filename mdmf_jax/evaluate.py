@@ -5,14 +5,20 @@
 (also run at the end of training when `config.eval.after_training`). Reads the
 trained PFS from W's latest checkpoint and writes to W/eval/:
   bank_<method>.npz        reference banks (reused by --mode=detect)
+  linear_probe.json        the linear-probe baseline (linear_probe.py), reused too
   calibration.json         per method: threshold at alpha, calibration scores,
-                           and the empirical FPR on a second held-out real set
+                           and the empirical FPR on a second held-out real set;
+                           the reals of config.eval.calibration_data_name
+                           (default data.name: the deployed detector's own reals)
   <method>.md|csv|json     per-generator AUROC, AP, accuracies, TPR@FPR
+  comparison.md|csv|json   per-generator AUROC and AP of every method side by side
+                           (MDMF next to the linear probe)
   roc_<method>.png, hist_<method>.png, robustness_*.md|png, heatmaps/*.png
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -22,16 +28,23 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import checkpoint, config_lib, features, metrics, reports, scoring, train_step
-from mdmf_jax.data import pipeline, transforms
+from mdmf_jax import (checkpoint, config_lib, features, linear_probe, metrics, reports, scoring,
+                      train_step)
+from mdmf_jax.data import builder, pipeline, transforms
 
 
-def _eval_batches(config, split, benchmark=True):
+def _eval_batches(config, split, benchmark=True, *, name=None, field=None):
   """Deterministic padded batches of `split`, preprocessed exactly as in training and detection.
 
-  `benchmark` reads config.eval.data_name (default data.name), else data.name.
+  The data set is `name`, else config.eval.data_name (default data.name) when
+  `benchmark`, else data.name. A missing split raises ConfigError naming `field`.
   """
-  name = (config.eval.data_name or config.data.name) if benchmark else config.data.name
+  if name is None:
+    name = (config.eval.data_name or config.data.name) if benchmark else config.data.name
+  try:
+    builder.check_split(config.data.data_dir, name, split, field)
+  except ValueError as e:
+    raise config_lib.ConfigError(str(e)) from None
   return pipeline.eval_dataset(
       config.data.data_dir, name, split=split, global_batch_size=config.eval.batch_size,
       image_size=config.data.image_size, small_images=config.data.small_images,
@@ -60,8 +73,10 @@ def load_scorer(config, workdir) -> scoring.Scorer:
   if not step:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
   logging.info("scoring with the PFS of step %d", step)
+  global_featurize = linear_probe.make_global_featurizer(model, config.eval.probe_feature,
+                                                         config.eval.probe_block)
   return scoring.Scorer(config, featurize, backbone_params, state.params,
-                        block_size=config.eval.bank_block)
+                        block_size=config.eval.bank_block, global_featurize=global_featurize)
 
 
 # --------------------------------------------------------------------------
@@ -85,14 +100,17 @@ def _perturb(images, kind, strength, seed):
   return out.astype(np.float32) / 255.0
 
 
-def score_split(config, scorer, banks, split, *, perturbation=(None, None)):
+def score_split(config, scorer, banks, split, *, perturbation=(None, None), data_name=None,
+                field="eval.test_split"):
   """Scores every image of `split` by every method; gathered over processes.
 
   Returns {"label", "generator", "index", method: scores} over all processes,
   plus "path" in single-process runs. `perturbation` = (kind, strength) is applied
-  to the S x S crops (a test-time robustness probe).
+  to the S x S crops (a test-time robustness probe). The data set is `data_name`
+  (default: the benchmark, config.eval.data_name or data.name); `field` is the
+  config field holding `split`, named if the split is missing.
   """
-  data = _eval_batches(config, split)
+  data = _eval_batches(config, split, name=data_name, field=field)
   columns = {k: [] for k in ("label", "generator", "index", "mask", *banks)}
   paths = []
   start, seen = time.time(), 0
@@ -172,8 +190,15 @@ def build_banks(config, scorer, workdir) -> dict[str, scoring.Bank]:
 
 
 def calibrate(config, scorer, banks, workdir) -> dict[str, metrics.Calibration]:
-  """Thresholds at alpha from half of the calibration split's reals; FPR on the other half."""
-  scored = score_split(config, scorer, banks, config.eval.calibration_split)
+  """Thresholds at alpha from half of the calibration split's reals; FPR on the other half.
+
+  The reals are those of config.eval.calibration_data_name (default data.name), not of
+  the benchmark: a detector is deployed with the threshold of its own training data,
+  and a benchmark may have a test split only.
+  """
+  scored = score_split(config, scorer, banks, config.eval.calibration_split,
+                       data_name=config.eval.calibration_data_name or config.data.name,
+                       field="eval.calibration_split")
   real = scored["label"] == 0
   first_half = (scored["index"] % 2 == 0) & real
   second_half = (scored["index"] % 2 == 1) & real
@@ -216,6 +241,29 @@ def generator_rows(scored, method, calibration, generator_names):
   return rows + [reports.average_row(rows)]
 
 
+def comparison_rows(tables: dict[str, list[dict]]) -> list[dict]:
+  """Per generator (and average): AUROC and AP of every method, in scoring.METHODS order."""
+  methods = [m for m in scoring.METHODS if m in tables] + [m for m in tables
+                                                          if m not in scoring.METHODS]
+  rows = []
+  for i, row in enumerate(tables[methods[0]]):
+    out = {"generator": row["generator"]}
+    for metric in ("auroc", "ap"):
+      out.update({f"{metric}_{m}": tables[m][i][metric] for m in methods})
+    rows.append(out)
+  return rows
+
+
+def build_models(config, scorer, workdir) -> dict:
+  """{method: Bank, or the linear_probe.Probe} for config.eval.methods, in table order."""
+  mmd_config = copy.deepcopy(config)
+  mmd_config.eval.methods = tuple(m for m in config.eval.methods if m != "linear_probe")
+  models = build_banks(mmd_config, scorer, workdir)
+  if "linear_probe" in config.eval.methods:
+    models["linear_probe"] = linear_probe.train_or_load(config, scorer, _eval_dir(workdir))
+  return {m: models[m] for m in scoring.METHODS if m in models}
+
+
 def _robustness(config, scorer, banks, out_dir):
   sweeps = {"jpeg": ("JPEG quality", config.eval.jpeg_qualities),
             "blur": ("Gaussian blur sigma (px)", config.eval.blur_sigmas),
@@ -250,7 +298,7 @@ def _heatmaps(config, scorer, banks, calibration, scored, out_dir):
                               grid=features.grid_shape(config), calibration=calibration)
   folder = os.path.join(out_dir, "heatmaps")
   os.makedirs(folder, exist_ok=True)
-  for batch in _eval_batches(config, config.eval.test_split):
+  for batch in _eval_batches(config, config.eval.test_split, field="eval.test_split"):
     hits = [i for i, index in enumerate(batch["index"]) if batch["mask"][i] and index in chosen]
     if not hits:
       continue
@@ -268,7 +316,7 @@ def _heatmaps(config, scorer, banks, calibration, scored, out_dir):
 def evaluate(config, workdir) -> dict[str, list[dict]]:
   """The whole evaluation (module docstring); returns the per-method tables' rows."""
   scorer = load_scorer(config, workdir)
-  banks = build_banks(config, scorer, workdir)
+  banks = build_models(config, scorer, workdir)
   calibrations = calibrate(config, scorer, banks, workdir)
   scored = score_split(config, scorer, banks, config.eval.test_split)
   source = pipeline.open_split(config.data.data_dir, config.eval.data_name or config.data.name,
@@ -293,6 +341,10 @@ def evaluate(config, workdir) -> dict[str, list[dict]]:
                      for g, n in enumerate(names)})
       reports.plot_score_histograms(groups, os.path.join(out_dir, f"hist_{method}.png"),
                                     threshold=calibrations[method].threshold)
+  if jax.process_index() == 0:
+    print(reports.write_table(
+        comparison_rows(tables), os.path.join(out_dir, "comparison"),
+        f"All methods: AUROC and AP (%), test split {config.eval.test_split!r}"))
   if jax.process_index() == 0 and "mdmf" in banks:
     _heatmaps(config, scorer, banks, calibrations["mdmf"], scored, out_dir)
   if config.eval.robustness:
@@ -305,10 +357,14 @@ def load_detector(workdir, config=None, method="mdmf") -> scoring.Detector:
   if config is None:
     with open(os.path.join(workdir, checkpoint.CONFIG_FILE)) as f:
       config = config_lib.from_json(json.load(f))
-  bank_path = _bank_path(workdir, method)
+  if method == "linear_probe":
+    bank_path = os.path.join(workdir, "eval", linear_probe.FILENAME)
+    load = lambda path: linear_probe.load(path, linear_probe.probe_key(config))
+  else:
+    bank_path, load = _bank_path(workdir, method), load_bank
   if not os.path.exists(bank_path):
     raise FileNotFoundError(f"{bank_path} is missing: run --mode=eval on {workdir} first")
   calibration = load_calibrations(workdir).get(method)
-  return scoring.Detector(load_scorer(config, workdir), load_bank(bank_path),
+  return scoring.Detector(load_scorer(config, workdir), load(bank_path),
                           image_size=config.data.image_size, grid=features.grid_shape(config),
                           calibration=calibration, method=method)

@@ -18,6 +18,9 @@ Methods (same featurisation, same kernel, `config.eval.methods`):
 * "patch_vote": hard voting: patch k votes "fake" when its density under the
   bank, mean_r k(x_k, r), is below the `vote_quantile` quantile of the bank
   patches' own densities; the score is the fraction of votes.
+* "linear_probe": the UnivFD-style baseline (linear_probe.py), a logistic
+  regression on the frozen backbone's global feature; its "bank" is the fitted
+  `linear_probe.Probe`, and it has no heat map (NaN).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from mdmf_jax import mmd, objectives, train_step
 
-METHODS = ("mdmf", "global", "patch_vote")
+METHODS = ("mdmf", "linear_probe", "global", "patch_vote")  # the order of the tables
 
 
 @flax.struct.dataclass
@@ -61,17 +64,21 @@ class Scorer:
   """The frozen backbone + trained PFS + kernel of a run, scoring images by every method.
 
   `featurize(backbone_params, images) -> (N, K, D)` is the backbone's patch
-  set (features.make_featurizer). All parameters and banks enter the jitted
+  set (features.make_featurizer); `global_featurize(backbone_params, images)
+  -> (N, D)` the linear probe's feature (linear_probe.make_global_featurizer),
+  needed only to score "linear_probe". All parameters and banks enter the jitted
   functions as arguments, never as compile-time constants.
   """
 
-  def __init__(self, config, featurize, backbone_params, pfs_params, *, block_size=4096):
+  def __init__(self, config, featurize, backbone_params, pfs_params, *, block_size=4096,
+               global_featurize=None):
     self.config, self.block_size = config, block_size
     self.params = {"backbone": backbone_params, "pfs": pfs_params}
-    self._featurize = featurize
+    self._featurize, self._global_featurize = featurize, global_featurize
     self._pfs = train_step.pfs_model(config.pfs)
     self._points = jax.jit(self._points_fn)
     self._scores = jax.jit(self._scores_fn, static_argnames="methods")
+    self._global = jax.jit(global_featurize) if global_featurize else None
 
   def kernel_fn(self, pfs_params=None):
     return objectives.bind_kernel(self.config.kernel, pfs_params or self.params["pfs"])[0]
@@ -100,14 +107,32 @@ class Scorer:
     return Bank(points=jax.device_get(flat), rr_mean=jnp.mean(densities),
                 vote_threshold=jnp.asarray(threshold, jnp.float32))
 
-  def _scores_fn(self, params, banks, images, methods):
-    points = self._points_fn(params, images)
-    kernel_fn = self.kernel_fn(params["pfs"])
-    return {m: score_points(kernel_fn, points["global" if m == "global" else "mdmf"], banks[m],
-                            m, self.block_size) for m in methods}
+  def global_features(self, images):
+    """(N, D) linear-probe features of float32 (N, S, S, 3) images."""
+    if self._global is None:
+      raise ValueError("this Scorer was built without global_featurize (linear_probe)")
+    return self._global(self.params["backbone"], images)
 
-  def scores(self, images, banks: dict[str, Bank]) -> dict:
-    """{method: (scores (N,), heat (N, K))} for every method in `banks`; one backbone pass."""
+  def _scores_fn(self, params, banks, images, methods):
+    points = self._points_fn(params, images)  # unused outputs are compiled away
+    kernel_fn = self.kernel_fn(params["pfs"])
+    out = {}
+    for m in methods:
+      if m == "linear_probe":
+        num, patches = jax.tree.leaves(points["mdmf"])[0].shape[:2]
+        features = self._global_featurize(params["backbone"], images)
+        out[m] = (banks[m].decision_function(features).astype(jnp.float32),
+                  jnp.full((num, patches), jnp.nan, jnp.float32))
+      else:
+        out[m] = score_points(kernel_fn, points["global" if m == "global" else "mdmf"],
+                              banks[m], m, self.block_size)
+    return out
+
+  def scores(self, images, banks: dict) -> dict:
+    """{method: (scores (N,), heat (N, K))} for every method in `banks` (a Bank, or a
+    linear_probe.Probe for "linear_probe"); one jitted call."""
+    if "linear_probe" in banks and self._global_featurize is None:
+      raise ValueError("scoring linear_probe needs a Scorer with global_featurize")
     return self._scores(self.params, banks, images, tuple(sorted(banks)))
 
 

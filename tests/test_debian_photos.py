@@ -122,8 +122,13 @@ def test_changed_file_is_noticed(fake_tree):
     f.write(b"\0")
   with pytest.raises(dp.DebianFetchError, match="lake.png: sha256 .* expected"):
     photos["fake-data/lake"].load()
-  os.remove(os.path.join(root, "usr/share/fake/rcc/zoo.rcc"))
-  with pytest.raises(dp.DebianFetchError, match="zoo.rcc is missing"):
+  bundle = os.path.join(root, "usr/share/fake/rcc/zoo.rcc")
+  with open(bundle, "wb") as f:  # the bundle without the lion
+    f.write(write_rcc({"fake/src/activities/zoo/resource/cat.webp": (b"x", "none")}))
+  with pytest.raises(dp.DebianFetchError, match="zoo.rcc:fake/.*/lion.webp is missing"):
+    dp.photos_in_tree(package, root, dp.parse_kept(table))
+  os.remove(bundle)
+  with pytest.raises(dp.DebianFetchError, match="zoo.rcc:fake/.*/lion.webp is missing"):
     dp.photos_in_tree(package, root, dp.parse_kept(table))
 
 

@@ -211,7 +211,7 @@ def _edit(graph, name_prefix, index, params):
     (lambda g: _edit(g, "Interp", 0, "0=2 1=2.000000e+00 2=2.000000e+00"),
      "Interp_.*expected nearest x2"),
     (lambda g: _edit(g, "Convolution", 3, "0=4 1=3 4=1 5=1 6=576"),  # its LeakyReLU dropped
-     "Convolution_.*fused activation .* body_0/rdb1/conv3"),
+     "Convolution_.*fused activation .* body/rrdb/rdb1/conv3\\[block 0\\]"),
 ])
 def test_loader_refuses_a_graph_that_differs_from_the_port(tmp_path, edit, message):
   g = _rrdbnet_graph()

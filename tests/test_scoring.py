@@ -1,12 +1,16 @@
-"""Bank scoring: streamed scores and heat maps equal the dense MMD formulas."""
+"""Bank scoring: streamed scores and heat maps equal the dense MMD formulas; calibration data."""
 
+import json
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mdmf_jax import config_lib, mmd, scoring, train_step
+from mdmf_jax import config_lib, evaluate, metrics, mmd, scoring, train_step
+from mdmf_jax.data import builder, decode, pipeline
+from tests import test_linear_probe
 
 
 def make_scorer(kernel="deep", block_size=7):
@@ -87,3 +91,34 @@ def test_detector_is_jitted_for_fixed_batches_and_reshapes_heat():
   np.testing.assert_allclose(scores, direct, rtol=1e-6)
   assert detector.heatmaps(images).shape == (4, 5, 1)
   np.testing.assert_allclose(detector.heatmaps(images)[..., 0], heat, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Evaluation protocol: where the calibration reals come from.
+# --------------------------------------------------------------------------
+
+
+def test_calibration_uses_the_training_data_reals_when_the_benchmark_has_no_val(tmp_path):
+  data_dir = str(tmp_path / "tfds")
+  for name, splits in (("home", ("train", "val")), ("bench", ("test",))):
+    roots = {}
+    for seed, split in enumerate(splits):
+      roots[split] = str(tmp_path / name / split)
+      test_linear_probe.write_bright_dark(roots[split], per_label=6, seed=seed)
+    builder.build_image_folder(name=name, layout="generator", roots=roots, data_dir=data_dir)
+  config = config_lib.base()
+  config.data.data_dir, config.data.name, config.eval.data_name = data_dir, "home", "bench"
+  config.data.image_size, config.eval.batch_size, config.eval.alpha = 28, 4, 0.5
+  mean_pixel = lambda images, banks: {m: (images.mean(axis=(1, 2, 3)), None) for m in banks}
+  scorer = types.SimpleNamespace(scores=mean_pixel)
+  [calibration] = evaluate.calibrate(config, scorer, {"m": None}, str(tmp_path)).values()
+  source = pipeline.open_split(data_dir, "home", "val")
+  reals = [decode.decode_rgb8(source[i]["image"]).mean() / 255 for i in range(6)]
+  expected = metrics.calibrate(np.float32(reals[0::2]), 0.5)
+  np.testing.assert_allclose(calibration.threshold, expected.threshold, rtol=1e-5)
+  saved = json.load(open(tmp_path / "eval" / "calibration.json"))["m"]
+  assert saved["num_fpr_check"] == 3  # the odd-indexed half of home's 6 val reals
+  config.eval.calibration_data_name = "bench"
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"config.eval.calibration_split: data set 'bench' .* no split 'val'"):
+    evaluate.calibrate(config, scorer, {"m": None}, str(tmp_path))

@@ -304,6 +304,15 @@ def dataset_dir(data_dir: str, name: str) -> str:
   return os.path.join(data_dir, name, VERSION)
 
 
+def check_split(data_dir: str, name: str, split: str, field: str | None = None) -> None:
+  """Raises ValueError (naming config field `field`) when data set `name` lacks `split`."""
+  splits = list(tfds.builder_from_directory(dataset_dir(data_dir, name)).info.splits)
+  if split not in splits:
+    where = f"config.{field}: " if field else ""
+    raise ValueError(f"{where}data set {name!r} in {data_dir} has no split {split!r}; "
+                     f"it has {splits}")
+
+
 def load_report(data_dir: str, name: str) -> dict[str, Any]:
   with open(os.path.join(dataset_dir(data_dir, name), REPORT_FILENAME)) as f:
     return json.load(f)

@@ -112,7 +112,7 @@ class Photo:
   """One kept photograph.
 
   Attributes:
-    name: unique and stable, "<collection>/<stem>", e.g. "gcompris/explore_monuments/eiffelTower".
+    name: unique and stable, "<collection>/<stem>", e.g. "lomiri/Dragonfly_by_Bolly".
     package: the Debian package that ships it.
     group: the source collection: the package, or "<package>/<activity>" for GCompris.
     path: the file inside the package (for GCompris the `.rcc` bundle).
@@ -137,8 +137,8 @@ class Photo:
     actual = hashlib.sha256(data).hexdigest()
     if actual != self.sha256:
       where = f"{full}:{self.member}" if self.member else full
-      raise DebianFetchError(f"{where}: sha256 {actual}, expected {self.sha256}; the cached "
-                             f"package changed: delete {os.path.dirname(self.root)} and fetch again")
+      raise DebianFetchError(f"{where}: sha256 {actual}, expected {self.sha256}; the cached package "
+                             f"changed: delete {os.path.dirname(self.root)} and fetch again")
     return data
 
   def load(self) -> np.ndarray:
@@ -151,8 +151,14 @@ def _read(path: str) -> bytes:
     return f.read()
 
 
-@functools.lru_cache(maxsize=4)
 def _bundle(path: str) -> qt_rcc.RccBundle:
+  stat = os.stat(path)  # in the cache key: a re-fetched bundle is read again
+  return _bundle_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _bundle_version(path: str, mtime_ns: int, size: int) -> qt_rcc.RccBundle:
+  del mtime_ns, size  # cache key only
   return qt_rcc.RccBundle.from_file(path)
 
 
@@ -254,6 +260,7 @@ def _package_dir(package: DebPackage) -> str:
 
 
 def is_cached(package: DebPackage) -> bool:
+  """Whether `package` is fetched and extracted completely in the cache."""
   return os.path.exists(os.path.join(_package_dir(package), "COMPLETE"))
 
 
@@ -363,8 +370,10 @@ def photos_in_tree(package: DebPackage, root: str, kept: list[KeptFile]) -> list
   for k in kept:
     if k.package != package.name:
       continue
-    if not os.path.exists(os.path.join(root, k.path)):
-      raise DebianFetchError(f"{package.name}: {k.path} is missing under {root}")
+    full = os.path.join(root, k.path)
+    if not os.path.exists(full) or (k.member and k.member not in _bundle(full).entries):
+      where = f"{k.path}:{k.member}" if k.member else k.path
+      raise DebianFetchError(f"{package.name}: {where} is missing under {root}")
     photos.append(Photo(name=k.name, package=k.package, group=k.group, path=k.path,
                         member=k.member, sha256=k.sha256,
                         licence=photo_licence(package, stanzas, k.path, k.member), root=root))
@@ -379,7 +388,7 @@ def fetch_photos(packages: list[str] | tuple[str, ...] | None = None) -> list[Ph
   """
   kept = kept_files(packages)
   photos = []
-  for name in (packages or PACKAGES):
+  for name in (PACKAGES if packages is None else packages):
     package = PACKAGES[name]
     photos.extend(photos_in_tree(package, fetch_package(package), kept))
   return photos

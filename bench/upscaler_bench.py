@@ -1,0 +1,104 @@
+"""Seconds per AI-upscaled fake, our JAX port against ncnn, and their parity, in one run.
+
+  python bench/upscaler_bench.py [--models realesrgan-x4plus ...] [--images 16 --size 112]
+
+For each model: `--images` real photo crops (`--size` px, from scikit-image's
+photographs) are area-downscaled x4 (uint8) and restored. Timed:
+  * JAX: `upscalers.upscale_with` (downscale + model + uint8, jitted) at
+    `--batch_size`, after one untimed batch that compiles (its time is printed);
+  * ncnn (needs `pip install ncnn`): the same .param/.bin on the CPU, one thread,
+    fp16/bf16 storage off, one image at a time.
+Parity: max |ours - ncnn| of the clipped float outputs in [0, 1], and the share of
+uint8 pixels that differ. Best of `--repeats` for the timings (robust to load).
+"""
+
+import argparse
+import time
+
+import jax
+import numpy as np
+import skimage.data
+
+from mdmf_jax.data import upscalers
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def crops(count, size, seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for i in range(count):
+    photo = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
+    top = rng.integers(photo.shape[0] - size + 1)
+    left = rng.integers(photo.shape[1] - size + 1)
+    out.append(photo[top:top + size, left:left + size])
+  return np.stack(out)
+
+
+def ncnn_net(name):
+  import ncnn  # pylint: disable=g-import-not-at-top  (a test extra)
+  net = ncnn.Net()
+  net.opt.use_vulkan_compute = False
+  net.opt.num_threads = 1
+  for option in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
+                 "use_bf16_storage"):
+    setattr(net.opt, option, False)
+  param, binary = upscalers.model_files(name)
+  net.load_param(param)
+  net.load_model(binary)
+
+  def run(image):  # HWC float32 [0, 1] -> HWC, clipped
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)  # the Mat borrows it
+    extractor = net.create_extractor()
+    extractor.input("data", ncnn.Mat(chw))
+    _, out = extractor.extract("output")
+    return np.clip(np.array(out).transpose(1, 2, 0), 0, 1)
+  return run
+
+
+def best_time(fn, repeats):
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--models", nargs="+", default=list(upscalers.MODELS))
+  parser.add_argument("--images", type=int, default=16)
+  parser.add_argument("--size", type=int, default=112)
+  parser.add_argument("--batch_size", type=int, default=8)
+  parser.add_argument("--repeats", type=int, default=2)
+  args = parser.parse_args()
+  images = crops(args.images, args.size)
+  low = np.asarray(upscalers.downscale_x4(images)) / np.float32(255)
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; {args.images} crops "
+        f"of {args.size} px from {args.size // 4} px, batch {args.batch_size}")
+  for name in args.models:
+    module, params = upscalers.load_model(name)
+    start = time.perf_counter()
+    upscalers.upscale_with(module, params, images[:args.batch_size], args.batch_size, name)
+    compile_s = time.perf_counter() - start
+    jax_s = best_time(lambda: upscalers.upscale_with(module, params, images, args.batch_size,
+                                                     name), args.repeats) / len(images)
+    line = f"{name}: JAX {jax_s:.3f} s/fake (first batch incl. compile {compile_s:.1f} s)"
+    try:
+      run = ncnn_net(name)
+    except ImportError:
+      print(line + "; ncnn not installed")
+      continue
+    ncnn_s = best_time(lambda: [run(x) for x in low], args.repeats) / len(images)
+    reference = np.stack([run(x) for x in low])
+    ours = np.asarray(jax.jit(upscalers.rrdbnet.super_resolve, static_argnums=0)(
+        module, params, low))
+    fakes = upscalers.upscale_with(module, params, images, args.batch_size, name)
+    differ = np.mean(fakes != np.round(reference * 255).astype(np.uint8))
+    print(f"{line}; ncnn 1 thread {ncnn_s:.3f} s/fake; max |ours - ncnn| "
+          f"{np.abs(ours - reference).max():.2e}, uint8 pixels differing {differ:.2e}")
+
+
+if __name__ == "__main__":
+  main()
