@@ -20,6 +20,7 @@ import numpy as np
 import skimage.data
 
 from mdmf_jax.data import upscalers
+from mdmf_jax.models import ncnn_reader, rrdbnet
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -36,24 +37,9 @@ def crops(count, size, seed=0):
 
 
 def ncnn_net(name):
-  import ncnn  # pylint: disable=g-import-not-at-top  (a test extra)
-  net = ncnn.Net()
-  net.opt.use_vulkan_compute = False
-  net.opt.num_threads = 1
-  for option in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
-                 "use_bf16_storage"):
-    setattr(net.opt, option, False)
-  param, binary = upscalers.model_files(name)
-  net.load_param(param)
-  net.load_model(binary)
-
-  def run(image):  # HWC float32 [0, 1] -> HWC, clipped
-    chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)  # the Mat borrows it
-    extractor = net.create_extractor()
-    extractor.input("data", ncnn.Mat(chw))
-    _, out = extractor.extract("output")
-    return np.clip(np.array(out).transpose(1, 2, 0), 0, 1)
-  return run
+  """The model's files run by ncnn: (N, H, W, 3) in [0, 1] -> clipped outputs."""
+  run = ncnn_reader.ncnn_runner(*upscalers.model_files(name))
+  return lambda images: np.clip(run(images), 0, 1)
 
 
 def best_time(fn, repeats):
@@ -90,9 +76,9 @@ def main():
     except ImportError:
       print(line + "; ncnn not installed")
       continue
-    ncnn_s = best_time(lambda: [run(x) for x in low], args.repeats) / len(images)
-    reference = np.stack([run(x) for x in low])
-    ours = np.asarray(jax.jit(upscalers.rrdbnet.super_resolve, static_argnums=0)(
+    ncnn_s = best_time(lambda: run(low), args.repeats) / len(images)
+    reference = run(low)
+    ours = np.asarray(jax.jit(rrdbnet.super_resolve, static_argnums=0)(
         module, params, low))
     fakes = upscalers.upscale_with(module, params, images, args.batch_size, name)
     differ = np.mean(fakes != np.round(reference * 255).astype(np.uint8))

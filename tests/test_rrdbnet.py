@@ -117,23 +117,8 @@ def _srvgg_graph(num_conv=2, feat=8, seed=0):
 
 def _ncnn_run(param, binary, images):
   """NHWC float32 [0, 1] -> the ncnn net's raw output, NHWC."""
-  ncnn = pytest.importorskip("ncnn")
-  net = ncnn.Net()
-  net.opt.use_vulkan_compute = False
-  net.opt.num_threads = 1
-  for option in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
-                 "use_bf16_storage"):
-    setattr(net.opt, option, False)
-  assert net.load_param(param) == 0 and net.load_model(binary) == 0
-  outputs = []
-  for image in images:
-    chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)  # kept alive: Mat borrows it
-    extractor = net.create_extractor()
-    extractor.input("data", ncnn.Mat(chw))
-    status, out = extractor.extract("output")
-    assert status == 0
-    outputs.append(np.array(out).transpose(1, 2, 0))
-  return np.stack(outputs)
+  pytest.importorskip("ncnn")
+  return ncnn_reader.ncnn_runner(param, binary)(images)
 
 
 def _ours(param, binary, images):

@@ -19,13 +19,16 @@ starts with a 4-byte tag: 0x01306B47 (fp16 values, padded to 4 bytes) or 0
 Any other layer type, an int8 or quantised weight tag, a `.bin` that ends inside
 a layer or has bytes left after the last one raise NcnnFormatError naming the
 file and the layer.
+
+`ncnn_runner(param, bin)` runs the same files with the `ncnn` package (a test
+extra), the reference the ports are checked against.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 
@@ -194,3 +197,34 @@ def read_model(param_path: str, bin_path: str) -> NcnnModel:
         f"{bin_path}: {left} bytes left after the last layer ({layers[-1].name}); "
         f"{param_path} does not describe this .bin")
   return NcnnModel(layers, param_path, bin_path)
+
+
+def ncnn_runner(param_path: str, bin_path: str, input_blob: str = "data",
+                output_blob: str = "output") -> Callable[[np.ndarray], np.ndarray]:
+  """A function (N, H, W, C) float32 -> the ncnn net's raw output, NHWC.
+
+  ncnn's CPU path, one thread, fp16/bf16 storage and arithmetic off, so that it
+  computes in float32 like the ports. Needs `pip install ncnn`.
+  """
+  import ncnn  # pylint: disable=g-import-not-at-top  (a test extra)
+  net = ncnn.Net()
+  net.opt.use_vulkan_compute = False
+  net.opt.num_threads = 1
+  for option in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
+                 "use_bf16_storage"):
+    setattr(net.opt, option, False)
+  if net.load_param(param_path) or net.load_model(bin_path):
+    raise NcnnFormatError(f"ncnn could not load {param_path} / {bin_path}")
+
+  def run(images: np.ndarray) -> np.ndarray:
+    outputs = []
+    for image in images:
+      chw = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)  # the Mat borrows it
+      extractor = net.create_extractor()
+      extractor.input(input_blob, ncnn.Mat(chw))
+      status, out = extractor.extract(output_blob)
+      if status:
+        raise RuntimeError(f"ncnn failed to compute {output_blob} of {param_path}: {status}")
+      outputs.append(np.array(out).transpose(1, 2, 0))
+    return np.stack(outputs)
+  return run
