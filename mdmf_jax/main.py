@@ -3,6 +3,7 @@
   --mode=train   train (resuming from DIR), then evaluate if config.eval.after_training
   --mode=eval    reference bank, calibration, tables and plots into DIR/eval
   --mode=detect  score config.detect.inputs with DIR's trained, calibrated detector
+  --mode=audit   shortcut audit (audit.py) of data.name and eval.data_name into DIR/audit
 
 Any config field can be overridden on the command line: --config.optim.lr=3e-4.
 """
@@ -16,12 +17,12 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from mdmf_jax import checkpoint, config_lib, detect, evaluate, parallel, train
+from mdmf_jax import audit, checkpoint, config_lib, detect, evaluate, parallel, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "detect"], "What to run.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "detect", "audit"], "What to run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,6 +45,9 @@ def main(argv):
     if not config.eval.after_training:
       return
   config_lib.validate(config, device_count=jax.device_count())
+  if mode == "audit":  # reads the data only: no trained workdir needed
+    audit.audit_with_config(config, workdir)
+    return
   checkpoint.guard_workdir(workdir, config)
   if mode in ("train", "eval"):
     evaluate.evaluate(config, workdir)

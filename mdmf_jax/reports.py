@@ -15,6 +15,7 @@ import numbers
 import os
 
 from matplotlib import colors
+from matplotlib import patches
 from matplotlib.figure import Figure
 import numpy as np
 
@@ -250,6 +251,35 @@ def plot_heatmap(image, heat, path: str, title: str = "",
                       interpolation=interpolation, extent=extent)
   fig.colorbar(overlay, ax=ax, label="MMD witness (> 0: unlike real patches)")
   ax.set(title=title or "patch witness heat map", xlabel="x (pixels)", ylabel="y (pixels)")
+  _save(fig, path)
+
+
+def plot_matrix(values, row_labels: list[str], column_labels: list[str], path: str,
+                title: str = "", vmin: float | None = None, vmax: float | None = None,
+                mark_above: float | None = None) -> None:
+  """A (rows, columns) matrix as coloured cells, each annotated with its value.
+
+  Values above `mark_above` get a "!" and a black frame; NaN cells are blank ("n/a").
+  """
+  values = np.asarray(values, np.float64)
+  if values.shape != (len(row_labels), len(column_labels)):
+    raise ValueError(f"values {values.shape} vs {len(row_labels)} row and "
+                     f"{len(column_labels)} column labels")
+  fig = _figure(1.0 + 0.75 * len(column_labels), 1.6 + 0.4 * len(row_labels))
+  ax = fig.subplots()
+  image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=vmin, vmax=vmax,
+                    aspect="auto")
+  for (i, j), value in np.ndenumerate(values):
+    marked = mark_above is not None and value > mark_above
+    text = "n/a" if math.isnan(value) else f"{value:.0f}" + ("!" if marked else "")
+    ax.text(j, i, text, ha="center", va="center", fontsize="small",
+            color="black" if marked else "white")
+    if marked:
+      ax.add_patch(patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, linewidth=2))
+  ax.set_xticks(range(len(column_labels)), column_labels, rotation=45, ha="right")
+  ax.set_yticks(range(len(row_labels)), row_labels)
+  ax.set_title(title)
+  fig.colorbar(image, ax=ax)
   _save(fig, path)
 
 

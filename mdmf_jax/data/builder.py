@@ -304,9 +304,14 @@ def dataset_dir(data_dir: str, name: str) -> str:
   return os.path.join(data_dir, name, VERSION)
 
 
+def split_names(data_dir: str, name: str) -> list[str]:
+  """The splits of data set `name` in `data_dir`."""
+  return list(tfds.builder_from_directory(dataset_dir(data_dir, name)).info.splits)
+
+
 def check_split(data_dir: str, name: str, split: str, field: str | None = None) -> None:
   """Raises ValueError (naming config field `field`) when data set `name` lacks `split`."""
-  splits = list(tfds.builder_from_directory(dataset_dir(data_dir, name)).info.splits)
+  splits = split_names(data_dir, name)
   if split not in splits:
     where = f"config.{field}: " if field else ""
     raise ValueError(f"{where}data set {name!r} in {data_dir} has no split {split!r}; "
