@@ -9,7 +9,9 @@ photographs) are area-downscaled x4 (uint8) and restored. Timed:
   * ncnn (needs `pip install ncnn`): the same .param/.bin on the CPU, one thread,
     fp16/bf16 storage off, one image at a time.
 Parity: max |ours - ncnn| of the clipped float outputs in [0, 1], and the share of
-uint8 pixels that differ. Best of `--repeats` for the timings (robust to load).
+uint8 pixels that differ. Timings: the fastest of `--repeats` runs, wall-clock and
+CPU seconds of this process (all threads; on a loaded machine the CPU time is
+closer to what the work costs on idle cores than the wall time is).
 """
 
 import argparse
@@ -43,11 +45,12 @@ def ncnn_net(name):
 
 
 def best_time(fn, repeats):
+  """(wall s, CPU s of this process, all threads) of the fastest of `repeats` runs."""
   times = []
   for _ in range(repeats):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
-    times.append(time.perf_counter() - start)
+    times.append((time.perf_counter() - start, time.process_time() - start_cpu))
   return min(times)
 
 
@@ -68,21 +71,23 @@ def main():
     start = time.perf_counter()
     upscalers.upscale_with(module, params, images[:args.batch_size], args.batch_size, name)
     compile_s = time.perf_counter() - start
-    jax_s = best_time(lambda: upscalers.upscale_with(module, params, images, args.batch_size,
-                                                     name), args.repeats) / len(images)
-    line = f"{name}: JAX {jax_s:.3f} s/fake (first batch incl. compile {compile_s:.1f} s)"
+    jax_s, jax_cpu = np.divide(best_time(
+        lambda: upscalers.upscale_with(module, params, images, args.batch_size, name),
+        args.repeats), len(images))
+    line = (f"{name}: JAX {jax_s:.3f} s/fake, {jax_cpu:.3f} CPU-s/fake (first batch incl. "
+            f"compile {compile_s:.1f} s)")
     try:
       run = ncnn_net(name)
     except ImportError:
       print(line + "; ncnn not installed")
       continue
-    ncnn_s = best_time(lambda: run(low), args.repeats) / len(images)
+    ncnn_s, ncnn_cpu = np.divide(best_time(lambda: run(low), args.repeats), len(images))
     reference = run(low)
     ours = np.asarray(jax.jit(rrdbnet.super_resolve, static_argnums=0)(
         module, params, low))
     fakes = upscalers.upscale_with(module, params, images, args.batch_size, name)
     differ = np.mean(fakes != np.round(reference * 255).astype(np.uint8))
-    print(f"{line}; ncnn 1 thread {ncnn_s:.3f} s/fake; max |ours - ncnn| "
+    print(f"{line}; ncnn 1 thread {ncnn_s:.3f} s/fake, {ncnn_cpu:.3f} CPU-s/fake; max |ours - ncnn| "
           f"{np.abs(ours - reference).max():.2e}, uint8 pixels differing {differ:.2e}")
 
 
