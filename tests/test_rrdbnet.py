@@ -185,9 +185,9 @@ def test_srvgg_matches_ncnn(tmp_path):
   np.testing.assert_allclose(ours, _ncnn_run(*files, images), atol=ATOL, rtol=0)
 
 
-def _edit(graph, name_prefix, index, params):
-  layer = [l for l in graph.layers if l[0] == name_prefix][index]
-  layer[4] = params
+def _edit(graph, layer_type, index, params):
+  """Replaces the parameters of the index-th layer of a type."""
+  [l for l in graph.layers if l[0] == layer_type][index][4] = params
 
 
 @pytest.mark.parametrize("edit, message", [
