@@ -4,13 +4,16 @@ A checkpoint of step N holds the train state after N updates and, when
 training reads images through grain, that iterator's state, so a rerun of the
 same command continues with the same batches. Saves are asynchronous; a run
 killed mid-save leaves an uncommitted directory that Orbax ignores.
+
+Workdirs are `etils.epath` paths, so a local folder and a cloud URI
+(gs://bucket/run) both work and every process of a pod sees the same files.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
+from etils import epath
 import grain
 import jax
 from jax.experimental import multihost_utils
@@ -19,10 +22,13 @@ import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
 # Fields that may change between a run and its resumption: they do not change
-# what training computes (evaluation and detection settings included).
+# what training computes (evaluation and detection settings included). The
+# distributed.* fields differ between the processes of one run (process_id)
+# and between reruns (coordinator port, process count): how processes meet,
+# not what they compute (the MMD groups do not depend on the device count).
 RESUMABLE_FIELDS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                     "data.num_threads", "data.num_workers")
-RESUMABLE_SECTIONS = ("eval.", "detect.")
+RESUMABLE_SECTIONS = ("eval.", "detect.", "distributed.")
 
 
 class Checkpoints:
@@ -39,8 +45,7 @@ class Checkpoints:
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=save_every, max_to_keep=keep, create=True,
         enable_async_checkpointing=async_save)
-    self.manager = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    self.manager = ocp.CheckpointManager(workdir_path(workdir) / "checkpoints", options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -75,6 +80,12 @@ class Checkpoints:
     self.manager.close()
 
 
+def workdir_path(workdir) -> epath.Path:
+  """`workdir` as an epath.Path: local paths made absolute, URIs (gs://...) kept as they are."""
+  path = epath.Path(workdir)
+  return path if path.is_absolute() else path.resolve()
+
+
 def _flatten(config: dict, prefix=""):
   for key, value in config.items():
     if isinstance(value, dict):
@@ -89,12 +100,11 @@ def guard_workdir(workdir, config: ml_collections.ConfigDict):
   Raises ValueError listing the differing fields (outside RESUMABLE_*), so
   two experiments are never silently mixed in one workdir.
   """
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = epath.Path(workdir) / CONFIG_FILE
+  path.parent.mkdir(parents=True, exist_ok=True)
   current = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = dict(_flatten(json.load(f)))
+  if path.exists():
+    saved = dict(_flatten(json.loads(path.read_text())))
     now = dict(_flatten(current))
     differing = sorted(k for k in saved.keys() | now.keys()
                        if k not in RESUMABLE_FIELDS and not k.startswith(RESUMABLE_SECTIONS)
@@ -107,5 +117,4 @@ def guard_workdir(workdir, config: ml_collections.ConfigDict):
   # Every process has read the old file before process 0 replaces it.
   multihost_utils.sync_global_devices("workdir config checked")
   if jax.process_index() == 0:
-    with open(path, "w") as f:
-      json.dump(current, f, indent=2, sort_keys=True)
+    path.write_text(json.dumps(current, indent=2, sort_keys=True))

@@ -12,6 +12,7 @@ import difflib
 import inspect
 import os
 
+from etils import epath
 import ml_collections
 from ml_collections import config_dict
 
@@ -241,7 +242,7 @@ def validate(config, *, device_count=None):
   if config.data.build_demo and config.data.name != "mdmf_demo":
     _fail("data.build_demo", f"builds mdmf_demo, but data.name is {config.data.name!r}")
   if (config.data.data_dir and not config.data.build_demo
-      and not os.path.isdir(config.data.data_dir)):
+      and not epath.Path(config.data.data_dir).is_dir()):  # local or gs://
     _fail("data.data_dir", f"no such folder: {config.data.data_dir}")
   if not 0.0 <= config.pfs.dropout < 1.0:
     _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")

@@ -24,20 +24,23 @@ import os
 import time
 
 from absl import logging
+from etils import epath
+import grain
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
 from mdmf_jax import (checkpoint, config_lib, features, linear_probe, metrics, reports, scoring,
-                      train_step)
+                      train, train_step)
 from mdmf_jax.data import builder, pipeline, transforms
 
 
-def _eval_batches(config, split, benchmark=True, *, name=None, field=None):
+def _eval_batches(config, split, benchmark=True, *, name=None, field=None, shard_options=None):
   """Deterministic padded batches of `split`, preprocessed exactly as in training and detection.
 
   The data set is `name`, else config.eval.data_name (default data.name) when
   `benchmark`, else data.name. A missing split raises ConfigError naming `field`.
+  `shard_options`: grain sharding (default: this process's shard).
   """
   if name is None:
     name = (config.eval.data_name or config.data.name) if benchmark else config.data.name
@@ -49,13 +52,13 @@ def _eval_batches(config, split, benchmark=True, *, name=None, field=None):
       config.data.data_dir, name, split=split, global_batch_size=config.eval.batch_size,
       image_size=config.data.image_size, small_images=config.data.small_images,
       format_alignment_quality=config.data.format_alignment_quality,
-      num_threads=config.data.num_threads)
+      num_threads=config.data.num_threads, shard_options=shard_options)
 
 
 def _eval_dir(workdir):
-  path = os.path.join(workdir, "eval")
-  os.makedirs(path, exist_ok=True)
-  return path
+  path = epath.Path(workdir) / "eval"  # local or a cloud URI (gs://...)
+  path.mkdir(parents=True, exist_ok=True)
+  return os.fspath(path)
 
 
 def load_scorer(config, workdir) -> scoring.Scorer:
@@ -143,24 +146,53 @@ def _bank_path(workdir, method):
   return os.path.join(_eval_dir(workdir), f"bank_{method}.npz")
 
 
-def save_bank(path, bank: scoring.Bank):
+def save_bank(path, bank: scoring.Bank, settings: dict | None = None):
+  """Writes `bank` (and the `bank_settings` it was built with) to `path`, local or a URI."""
   points = bank.points if isinstance(bank.points, tuple) else (bank.points,)
-  np.savez(path, *points, rr_mean=bank.rr_mean, vote_threshold=bank.vote_threshold)
+  with epath.Path(path).open("wb") as f:
+    np.savez(f, *points, rr_mean=bank.rr_mean, vote_threshold=bank.vote_threshold,
+             settings=json.dumps(settings or {}, sort_keys=True))
+
+
+def _load_npz(path):
+  with epath.Path(path).open("rb") as f:
+    return dict(np.load(f))
 
 
 def load_bank(path) -> scoring.Bank:
-  with np.load(path) as f:
-    points = tuple(f[f"arr_{i}"] for i in range(len(f.files) - 2))
-    return scoring.Bank(points=points if len(points) > 1 else points[0],
-                        rr_mean=f["rr_mean"], vote_threshold=f["vote_threshold"])
+  f = _load_npz(path)
+  points = tuple(f[f"arr_{i}"] for i in range(sum(k.startswith("arr_") for k in f)))
+  return scoring.Bank(points=points if len(points) > 1 else points[0],
+                      rr_mean=f["rr_mean"], vote_threshold=f["vote_threshold"])
+
+
+def bank_settings(config, scorer) -> dict:
+  """What a bank depends on beyond the workdir's guarded config: eval.bank_* and the PFS."""
+  return {"split": config.eval.bank_split, "images": config.eval.bank_images,
+          "patches": config.eval.bank_patches, "vote_quantile": config.eval.vote_quantile,
+          "pfs_sha256": train.params_digest(scorer.params["pfs"])}
+
+
+def _saved_settings(path) -> dict | None:
+  if not epath.Path(path).exists():
+    return None
+  settings = _load_npz(path).get("settings")  # absent in banks of older versions
+  return None if settings is None else json.loads(str(settings))
 
 
 def build_banks(config, scorer, workdir) -> dict[str, scoring.Bank]:
-  """Reference banks from the clean real images of `config.eval.bank_split`, saved in W/eval."""
+  """Reference banks from the clean real images of `config.eval.bank_split`, saved in W/eval.
+
+  Every process reads the whole bank split (not its shard), so all score
+  against the same bank. Saved banks are reused only if built with the same
+  `bank_settings`; otherwise they are stale and rebuilt.
+  """
   paths = {m: _bank_path(workdir, m) for m in config.eval.methods}
-  if all(os.path.exists(p) for p in paths.values()):
+  settings = bank_settings(config, scorer)
+  if all(_saved_settings(p) == settings for p in paths.values()):
     return {m: load_bank(p) for m, p in paths.items()}
-  data = _eval_batches(config, config.eval.bank_split, benchmark=False)
+  data = _eval_batches(config, config.eval.bank_split, benchmark=False,
+                       shard_options=grain.sharding.NoSharding())
   collected, count = {"mdmf": [], "global": []}, 0
   for batch in data:
     real = batch["mask"] & (batch["label"] == 0)
@@ -185,7 +217,7 @@ def build_banks(config, scorer, workdir) -> dict[str, scoring.Bank]:
       points = jax.tree.map(lambda a: a.reshape((-1, 1) + a.shape[2:])[keep], points)
     banks[method] = scorer.bank_from_points(points, method, config.eval.vote_quantile)
     if jax.process_index() == 0:
-      save_bank(paths[method], banks[method])
+      save_bank(paths[method], banks[method], settings)
   return banks
 
 
@@ -213,14 +245,13 @@ def calibrate(config, scorer, banks, workdir) -> dict[str, metrics.Calibration]:
                  method, cal.threshold, config.eval.alpha, second_half.sum(),
                  report[method]["empirical_fpr"])
   if jax.process_index() == 0:
-    with open(os.path.join(_eval_dir(workdir), "calibration.json"), "w") as f:
-      json.dump(report, f, indent=2)
+    (epath.Path(_eval_dir(workdir)) / "calibration.json").write_text(json.dumps(report, indent=2))
   return calibrations
 
 
 def load_calibrations(workdir) -> dict[str, metrics.Calibration]:
-  with open(os.path.join(workdir, "eval", "calibration.json")) as f:
-    return {m: metrics.Calibration.from_json(d) for m, d in json.load(f).items()}
+  text = (epath.Path(workdir) / "eval" / "calibration.json").read_text()
+  return {m: metrics.Calibration.from_json(d) for m, d in json.loads(text).items()}
 
 
 # --------------------------------------------------------------------------

@@ -1,18 +1,68 @@
 """Training logs: a console line with speed and ETA, TensorBoard events, metrics.jsonl.
 
 Only process 0 writes; the other processes get a logger that does nothing.
+The workdir may be a cloud URI (gs://, s3://): files go through etils.epath.
+
+    log = MetricLog(workdir, total_steps=1000, images_per_step=32, start_step=0)
+    log.write(step, {"loss": ..., "j": ..., "mmd2": ..., "grad_norm": ...})
+    log.close()
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from absl import logging
+from etils import epath
 import jax
 import numpy as np
 import tensorboardX
+from tensorboardX import record_writer
+
+
+class _EpathEventFiles:
+  """tensorboardX event files through epath, for URIs its own writers do not cover."""
+
+  def directory_check(self, path):
+    epath.Path(path).mkdir(parents=True, exist_ok=True)
+
+  def open(self, path):
+    return _EventFile(epath.Path(path).open("wb"))
+
+
+class _EventFile:
+  """write/flush/close only: tensorboardX fsyncs any file that has a fileno()."""
+
+  def __init__(self, file):
+    self.write, self.flush, self.close = file.write, file.flush, file.close
+
+
+for _scheme in ("gs", "s3"):  # tensorboardX's own need google-cloud-storage / boto3
+  record_writer.register_writer_factory(_scheme, _EpathEventFiles())
+
+
+class _AppendOnlyText:
+  """A text file appended to and flushed line by line; object stores (no append) get rewritten."""
+
+  def __init__(self, path: epath.Path):
+    self.path, self._rewrite = path, "://" in str(path)
+    if self._rewrite:
+      self._text = path.read_text() if path.exists() else ""
+    else:
+      self._file = path.open("a")
+
+  def write_line(self, line: str):
+    if self._rewrite:
+      self._text += line + "\n"
+      self.path.write_text(self._text)
+    else:
+      self._file.write(line + "\n")
+      self._file.flush()
+
+  def close(self):
+    if not self._rewrite:
+      self._file.close()
 
 
 class MetricLog:
@@ -22,8 +72,8 @@ class MetricLog:
     self.total_steps, self.images_per_step = total_steps, images_per_step
     self._last_step, self._last_time = start_step, time.perf_counter()
     if self.active:
-      self.writer = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
-      self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      self.writer = tensorboardX.SummaryWriter(str(epath.Path(workdir) / "tensorboard"))
+      self.jsonl = _AppendOnlyText(epath.Path(workdir) / "metrics.jsonl")
 
   def write(self, step: int, metrics: dict):
     """Logs `metrics` (scalars) at `step` with steps/s, images/s and ETA since the last call."""
@@ -36,8 +86,7 @@ class MetricLog:
     scalars.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * self.images_per_step)
     for name, value in scalars.items():
       self.writer.add_scalar(name, value, step)
-    self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
-    self.jsonl.flush()
+    self.jsonl.write_line(json.dumps({"step": step, **scalars}))
     eta = (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
     logging.info("step %d/%d  loss %.4f  J %.3f  mmd2 %.3g  |g| %.3g  %.2f steps/s  "
                  "%.1f images/s  ETA %s", step, self.total_steps, scalars["loss"], scalars["j"],

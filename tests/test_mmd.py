@@ -101,12 +101,12 @@ def test_deep_kernel_matches_formula():
   np.testing.assert_allclose(
       mmd.KERNELS["deep"]((sx, zx), (sy, zy), **params),
       ref_deep(sx, sy, zx, zy, **params), rtol=2e-5, atol=1e-7)
-  # Self Gram: exact ones on the diagonal, symmetric.
-  k = mmd.deep((sx, zx), (sx, zx), **params)
-  x = (sx, zx)
-  k_same = mmd.deep(x, x, **params)
-  np.testing.assert_array_equal(np.diagonal(k_same), 1.0)
-  np.testing.assert_allclose(k_same, k, rtol=1e-5)
+  # Self Gram: exact ones on the diagonal, symmetric; swapping the sets transposes.
+  k_xx = np.asarray(mmd.deep((sx, zx), (sx, zx), **params))
+  np.testing.assert_array_equal(np.diagonal(k_xx), 1.0)
+  np.testing.assert_allclose(k_xx, k_xx.T, rtol=1e-6)
+  np.testing.assert_allclose(mmd.deep((sy, zy), (sx, zx), **params),
+                             np.asarray(mmd.deep((sx, zx), (sy, zy), **params)).T, rtol=1e-6)
 
 
 def test_registry_has_every_kernel():

@@ -1,5 +1,6 @@
 """The training loop end to end: logs, checkpoints, resume after SIGKILL, bad configs."""
 
+import importlib
 import json
 import os
 import re
@@ -8,13 +9,17 @@ import subprocess
 import sys
 import time
 
+from etils.epath import backend as epath_backend
+import fsspec.implementations.memory
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import ml_collections
 
 from configs import demo as demo_config
-from mdmf_jax import checkpoint, config_lib, features, train
+from mdmf_jax import (checkpoint, config_lib, evaluate, features, metric_log, scoring, train,
+                      train_step)
 from mdmf_jax.data import decode, pipeline, transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,7 +93,10 @@ def test_sigkill_then_rerun_equals_uninterrupted(tiny_data, tmp_path):
   assert process.poll() is None, "the run finished before it could be killed"
   process.send_signal(signal.SIGKILL)
   process.wait()
-  subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
+  rerun = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+  # Evidence that the rerun continued mid-way (a from-scratch rerun would end equal too).
+  resumed_at = re.search(r"resumed from the checkpoint at step (\d+)", rerun.stderr)
+  assert resumed_at and 4 <= int(resumed_at.group(1)) < 20, rerun.stderr[-2000:]
   resumed, step = restore_params(workdir, reference)
   assert step == 20
   jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
@@ -132,12 +140,22 @@ def test_sigterm_inside_the_save_saves_the_step_it_stops_at(tiny_data, tmp_path,
   assert latest == int(state.step)
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
+def test_non_finite_loss_stops_and_names_the_last_good_checkpoint(tiny_data, tmp_path,
+                                                                   monkeypatch):
   workdir = str(tmp_path / "nan")
-  config = tiny_config(tiny_data, **{"optim.lr": float("nan")})
-  with pytest.raises(FloatingPointError, match="non-finite"):
+  config = tiny_config(tiny_data, **{"train.checkpoint_every": 2})
+  original = train_step.train_step
+
+  def poisoned(state, *args, **kwargs):  # the loss turns NaN on the 4th update
+    new_state, metrics = original(state, *args, **kwargs)
+    return new_state, {**metrics, "loss": jnp.where(state.step >= 3, jnp.nan, metrics["loss"])}
+
+  monkeypatch.setattr(train_step, "train_step", poisoned)
+  with pytest.raises(FloatingPointError,
+                     match=r"non-finite loss=nan.* at step 4; .*checkpoint \(step 2\) is kept"):
     train.train(config, workdir)
-  assert not any(d.isdigit() for d in os.listdir(os.path.join(workdir, "checkpoints")))
+  steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+  assert max(steps) == 2  # step 3 was not a checkpoint step; step 4 is never saved
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -207,3 +225,66 @@ def test_local_launch_script(tiny_data, tmp_path):
                  cwd=REPO, env={**os.environ, "PYTHON": sys.executable, "PYTHONPATH": REPO},
                  check=True, capture_output=True)
   assert "2" in os.listdir(workdir / "checkpoints")
+
+
+class _InMemoryBucket(fsspec.implementations.memory.MemoryFileSystem):
+  """gs:// served from memory: a filesystem other than the local one, as a pod's bucket."""
+
+  protocol = ("gs", "gcs")
+  store = {}
+  pseudo_dirs = [""]
+
+
+@pytest.fixture
+def memory_bucket(monkeypatch, tmp_path):
+  """gs:// through fsspec into memory; the local working directory is tmp_path."""
+  registry = importlib.import_module("fsspec.registry")._registry
+  for name in ("gs", "gcs"):  # epath asks fsspec for "gcs"
+    monkeypatch.setitem(registry, name, _InMemoryBucket)
+  monkeypatch.setattr(_InMemoryBucket, "store", {})
+  monkeypatch.setattr(_InMemoryBucket, "pseudo_dirs", [""])
+  epath_backend.fsspec_backend._get_filesystem.cache_clear()
+  monkeypatch.chdir(tmp_path)
+  yield _InMemoryBucket()
+  epath_backend.fsspec_backend._get_filesystem.cache_clear()
+  assert not os.listdir(tmp_path), "a gs:// path was written to the local disk"
+
+
+def test_cloud_workdir_and_data_dir_go_through_epath(tiny_data, memory_bucket, monkeypatch):
+  workdir = "gs://bucket/run"
+  config = tiny_config(tiny_data)
+  checkpoint.guard_workdir(workdir, config)
+  assert json.loads(memory_bucket.cat(f"{workdir}/config.json"))["data"]["name"] == "tiny_set"
+  with pytest.raises(ValueError, match="optim.lr"):
+    checkpoint.guard_workdir(workdir, tiny_config(tiny_data, **{"optim.lr": 0.5}))
+
+  for start, steps in ((0, (1, 2)), (2, (3,))):  # a run and its resumption
+    log = metric_log.MetricLog(workdir, total_steps=3, images_per_step=2, start_step=start)
+    for step in steps:
+      log.write(step, {"loss": 1.0, "j": 0.5, "mmd2": 0.1, "grad_norm": 2.0})
+    log.close()
+  lines = memory_bucket.cat(f"{workdir}/metrics.jsonl").decode().splitlines()
+  assert [json.loads(l)["step"] for l in lines] == [1, 2, 3]
+  assert memory_bucket.ls(f"{workdir}/tensorboard")
+
+  bank = scoring.Bank(points=np.arange(12.0).reshape(3, 2, 2), rr_mean=np.float32(0.5),
+                      vote_threshold=np.float32(0.25))
+  path = f"{workdir}/eval/bank_mdmf.npz"
+  evaluate.save_bank(path, bank, {"images": 3})
+  loaded = evaluate.load_bank(path)
+  np.testing.assert_array_equal(loaded.points, bank.points)
+  assert float(loaded.rr_mean) == 0.5 and float(loaded.vote_threshold) == 0.25
+  assert memory_bucket.exists(path)
+
+  managers = []  # Orbax itself needs google-cloud-storage for gs://: record what it is given
+  monkeypatch.setattr(checkpoint.ocp, "CheckpointManager",
+                      lambda directory, options: managers.append(directory))
+  checkpoint.Checkpoints(workdir, save_every=1, keep=1)
+  assert [str(d) for d in managers] == [f"{workdir}/checkpoints"]
+
+  config.data.data_dir = "gs://bucket/tfds"
+  with pytest.raises(config_lib.ConfigError, match="config.data.data_dir: no such folder"):
+    config_lib.validate(config, device_count=8)
+  memory_bucket.mkdir("gs://bucket/tfds")
+  memory_bucket.pipe("gs://bucket/tfds/placeholder", b"")
+  config_lib.validate(config, device_count=8)

@@ -354,6 +354,9 @@ def build_image_folder(*, name: str, data_dir: str, **spec) -> dict[str, Any]:
   start = time.monotonic()
   builder = ImageFolderBuilder(name=name, data_dir=data_dir,
                                spec=FolderSpec(**spec))
+  # TFDS's tqdm bars ("Generating splits", "Shuffling ...") print hundreds of
+  # lines into logs; _Progress already logs one line per split.
+  tfds.disable_progress_bar()
   with tempfile.TemporaryDirectory() as download_dir:  # nothing to download
     builder.download_and_prepare(download_dir=download_dir)
   report = builder.report(time.monotonic() - start)
