@@ -96,12 +96,6 @@ def image_cues(data: bytes) -> dict[str, Any]:
   }
 
 
-def _evenly(start: int, stop: int, count: int) -> range | np.ndarray:
-  if not count or stop - start <= count:
-    return range(start, stop)
-  return start + np.linspace(0, stop - start - 1, count).round().astype(int)
-
-
 def read_split(data_dir: str, name: str, split: str, max_images: int = 0,
                num_threads: int = 4) -> list[dict[str, Any]]:
   """Cues, label and generator name of (a sample of) one split's stored images.
@@ -117,7 +111,8 @@ def read_split(data_dir: str, name: str, split: str, max_images: int = 0,
   for label, key in ((0, "real"), (1, "fake")):
     for generator in sorted(counts):
       stop = start + counts[generator][key]
-      wanted += [(int(i), label, generator) for i in _evenly(start, stop, max_images)]
+      wanted += [(int(i), label, generator)
+                 for i in builder.spread_indices(start, stop, max_images)]
       start = stop
   if start != len(source):
     raise ValueError(f"{name}/{split}: metadata counts {start} images, the split has "

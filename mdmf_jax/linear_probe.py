@@ -140,13 +140,6 @@ def probe_key(config) -> dict:
           "cs": [float(c) for c in config.eval.probe_cs], "images": config.eval.probe_images}
 
 
-def _evenly(start: int, stop: int, count: int) -> np.ndarray:
-  """`count` indices spread evenly over [start, stop) (all of them if fewer)."""
-  if stop - start <= count:
-    return np.arange(start, stop)
-  return start + np.linspace(0, stop - start - 1, count).round().astype(int)
-
-
 def split_features(config, global_features, split: str, per_class: int,
                    balanced: bool, field: str) -> tuple[np.ndarray, np.ndarray]:
   """(features (N, D), labels (N,)) of up to `per_class` reals and fakes of data.name's split.
@@ -159,8 +152,9 @@ def split_features(config, global_features, split: str, per_class: int,
   num_real, num_fake = pipeline.real_fake_counts(source, split)
   if balanced:
     per_class = min(per_class, num_real, num_fake)
-  indices = np.concatenate([_evenly(0, num_real, per_class),
-                            _evenly(num_real, num_real + num_fake, per_class)])
+  indices = np.concatenate([
+      builder.spread_indices(0, num_real, per_class),
+      builder.spread_indices(num_real, num_real + num_fake, per_class)])
   transform = pipeline.EvalTransform(source, pipeline.ImageOptions(
       config.data.image_size, None, config.data.small_images,
       config.data.format_alignment_quality))

@@ -304,6 +304,17 @@ def dataset_dir(data_dir: str, name: str) -> str:
   return os.path.join(data_dir, name, VERSION)
 
 
+def spread_indices(start: int, stop: int, count: int) -> np.ndarray:
+  """`count` record indices spread evenly over [start, stop), all of them if fewer or 0.
+
+  Over the stored order (sorted by generator, class and path) an evenly spread sample
+  takes from every folder, unlike a prefix.
+  """
+  if not count or stop - start <= count:
+    return np.arange(start, stop)
+  return start + np.linspace(0, stop - start - 1, count).round().astype(int)
+
+
 def split_names(data_dir: str, name: str) -> list[str]:
   """The splits of data set `name` in `data_dir`."""
   return list(tfds.builder_from_directory(dataset_dir(data_dir, name)).info.splits)
