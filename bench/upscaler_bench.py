@@ -9,9 +9,11 @@ photographs) are area-downscaled x4 (uint8) and restored. Timed:
   * ncnn (needs `pip install ncnn`): the same .param/.bin on the CPU, one thread,
     fp16/bf16 storage off, one image at a time.
 Parity: max |ours - ncnn| of the clipped float outputs in [0, 1], and the share of
-uint8 pixels that differ. Timings: the fastest of `--repeats` runs, wall-clock and
-CPU seconds of this process (all threads; on a loaded machine the CPU time is
-closer to what the work costs on idle cores than the wall time is).
+uint8 pixels that differ. Also printed: the mean PSNR of the fakes against their
+real crops (how much the generator changed). Timings: the fastest of `--repeats`
+runs, wall-clock and CPU seconds of this process (all threads; on a loaded
+machine the CPU time is closer to what the work costs on idle cores than the
+wall time is).
 """
 
 import argparse
@@ -74,8 +76,11 @@ def main():
     jax_s, jax_cpu = np.divide(best_time(
         lambda: upscalers.upscale_with(module, params, images, args.batch_size, name),
         args.repeats), len(images))
-    line = (f"{name}: JAX {jax_s:.3f} s/fake, {jax_cpu:.3f} CPU-s/fake (first batch incl. "
-            f"compile {compile_s:.1f} s)")
+    fakes = upscalers.upscale_with(module, params, images, args.batch_size, name)
+    mse = np.mean((fakes.astype(np.float64) - images) ** 2, axis=(1, 2, 3))
+    psnr = np.mean(10 * np.log10(255 ** 2 / mse))
+    line = (f"{name}: PSNR fake vs real {psnr:.2f} dB; JAX {jax_s:.3f} s/fake, {jax_cpu:.3f} "
+            f"CPU-s/fake (first batch incl. compile {compile_s:.1f} s)")
     try:
       run = ncnn_net(name)
     except ImportError:
@@ -83,12 +88,11 @@ def main():
       continue
     ncnn_s, ncnn_cpu = np.divide(best_time(lambda: run(low), args.repeats), len(images))
     reference = run(low)
-    ours = np.asarray(jax.jit(rrdbnet.super_resolve, static_argnums=0)(
-        module, params, low))
-    fakes = upscalers.upscale_with(module, params, images, args.batch_size, name)
+    ours = np.asarray(jax.jit(rrdbnet.super_resolve, static_argnums=0)(module, params, low))
     differ = np.mean(fakes != np.round(reference * 255).astype(np.uint8))
-    print(f"{line}; ncnn 1 thread {ncnn_s:.3f} s/fake, {ncnn_cpu:.3f} CPU-s/fake; max |ours - ncnn| "
-          f"{np.abs(ours - reference).max():.2e}, uint8 pixels differing {differ:.2e}")
+    print(f"{line}; ncnn 1 thread {ncnn_s:.3f} s/fake, {ncnn_cpu:.3f} CPU-s/fake; "
+          f"max |ours - ncnn| {np.abs(ours - reference).max():.2e}, uint8 pixels differing "
+          f"{differ:.2e}")
 
 
 if __name__ == "__main__":
