@@ -4,6 +4,7 @@ End-to-end parity with transformers' PyTorch DINOv2 is in test_weights.py.
 """
 
 import itertools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +12,15 @@ import numpy as np
 import pytest
 
 from mdmf_jax.models import vit
+from tests import references
 
-torch = pytest.importorskip("torch")
+torch = references.optional("torch")
 
 GRIDS = [(4, 4), (37, 37)]
 TARGETS = [(16, 16), (6, 9), (2, 3), (40, 40)]
 
 
+@references.needs("torch")
 @pytest.mark.parametrize("from_grid,to_grid,antialias,offset",
                          list(itertools.product(GRIDS, TARGETS, [False, True], [0.0, 0.1])))
 def test_resample_matches_torch_bicubic(from_grid, to_grid, antialias, offset):
@@ -36,6 +39,7 @@ def test_resample_matches_torch_bicubic(from_grid, to_grid, antialias, offset):
   np.testing.assert_allclose(ours[0, 1:].reshape(*to_grid, 5), expected, atol=2e-5, rtol=0)
 
 
+@references.needs("torch")
 def test_jax_image_bicubic_is_not_torch_bicubic():
   """Why bicubic_matrix exists: jax.image's kernel (a = -0.5) is off by ~1e-2."""
   grid = np.random.default_rng(0).normal(size=(37, 37, 1)).astype(np.float32)
@@ -95,7 +99,11 @@ def test_bfloat16_compute_stays_close_to_float32():
   bf16 = model.clone(dtype=jnp.bfloat16).apply({"params": params}, images)["patch_tokens"]
   assert bf16.dtype == jnp.bfloat16
   assert jax.tree.leaves(params)[0].dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(bf16, np.float32), f32, atol=0.1, rtol=0)
+  # bfloat16 keeps 8 mantissa bits (0.4% per rounding): over 2 blocks the error
+  # stays ~1% of the tokens' RMS (0.9% measured); a wrong op would be ~100%.
+  error = np.asarray(bf16, np.float32) - np.asarray(f32)
+  assert np.sqrt(np.mean(error**2)) < 0.02 * np.sqrt(np.mean(np.asarray(f32)**2))
+  assert np.abs(error).max() < 0.1
 
 
 def test_bad_inputs_are_named():
@@ -110,9 +118,17 @@ def test_bad_inputs_are_named():
     vit.vit("XL/14")
 
 
+@references.needs("torch")
 def test_imagenet_normalize():
   images = np.random.default_rng(3).uniform(size=(2, 4, 4, 3)).astype(np.float32)
   expected = (torch.from_numpy(images).permute(0, 3, 1, 2)
               - torch.tensor(vit.IMAGENET_MEAN)[:, None, None]) / torch.tensor(vit.IMAGENET_STD)[:, None, None]
   np.testing.assert_allclose(vit.imagenet_normalize(images), expected.permute(0, 2, 3, 1).numpy(),
                              rtol=1e-6)
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI only")
+def test_ci_has_the_reference_libraries():
+  """CI must run the reference-parity tests: their libraries must be installed there."""
+  missing = [name for name in references.REFERENCE_LIBRARIES if references.optional(name) is None]
+  assert not missing, f"{missing} missing: pip install -r requirements-test.txt"

@@ -20,9 +20,13 @@ import safetensors.numpy
 from mdmf_jax.models import weights
 from mdmf_jax.models.weights import CheckpointError, load_dinov2
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-import safetensors.torch  # pylint: disable=g-import-not-at-top,g-bad-import-order  (needs torch)
+from tests import references
+
+torch = references.optional("torch")
+transformers = references.optional("transformers")
+# The references are PyTorch models: without torch and transformers these tests
+# are skipped with the install command as reason (CI fails instead, test_vit.py).
+pytestmark = references.needs("torch", "transformers")
 
 WIDTH = 128  # two 64-dimensional heads
 NATIVE = 56  # a 4 x 4 position grid
@@ -209,6 +213,7 @@ def test_file_formats_load_identically(hf5, tmp_path):
 
 def test_bfloat16_safetensors_load_as_float32(hf5, tmp_path):
   bf16 = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in hf5.items()}
+  import safetensors.torch  # pylint: disable=g-import-not-at-top  (needs torch)
   safetensors.torch.save_file(bf16, tmp_path / "model.safetensors")
   _, params = load_dinov2(tmp_path / "model.safetensors")
   _, expected = load_dinov2({k: v.float().numpy() for k, v in bf16.items()})
