@@ -161,11 +161,11 @@ def upscale_fakes(images: np.ndarray, model: str = "realesrgan-x4plus",
 def main(argv):
   del argv
   args = flags.FLAGS
-  with open(args.input, "rb") as f:
-    image = decode.decode_rgb8(f.read())
   try:
+    with open(args.input, "rb") as f:
+      image = decode.decode_rgb8(f.read())
     _check_images(image[None])
-  except ValueError as error:
+  except ValueError as error:  # an unreadable image or one of the wrong size
     raise ValueError(f"{args.input}: {error}") from None
   fake = upscale_fakes(image[None], args.model, batch_size=1)[0]
   Image.fromarray(fake).save(args.output)
