@@ -38,7 +38,7 @@ from mdmf_jax import config_lib, features, parallel, train_step  # noqa: E402
 
 
 def bench_mode(mode, config, state, backbone_params, featurize, batches):
-  dp = parallel.DataParallel(mode)
+  dp = parallel.DataParallel(mode, groups=config.objective.groups)
   step = dp.step(functools.partial(train_step.train_step, config=config, featurize=featurize))
   state, frozen = dp.put_state(jax.device_get(state)), dp.put_state(backbone_params)
   device_batches = [dp.put_batch(b) for b in batches]
@@ -56,16 +56,16 @@ def main():
   config.backbone.variant = ARGS.variant
   config.data.image_size, config.data.batch_size = ARGS.image_size, ARGS.batch
   config.data.data_dir, config.data.name = ".", "random_images"
-  groups = jax.device_count()
+  groups = config.objective.groups = jax.device_count()  # one MMD group per device
   config_lib.validate(config, device_count=groups)
   model, backbone_params = features.frozen_backbone(config)
   featurize = features.make_featurizer(model, config.patches)
   rng = np.random.default_rng(0)
   per_side = ARGS.batch // (2 * groups)
-  shape = (jax.local_device_count(), per_side, ARGS.image_size, ARGS.image_size, 3)
+  shape = (groups * per_side, ARGS.image_size, ARGS.image_size, 3)  # group-major images
   batches = [{"real": rng.random(shape, np.float32), "fake": rng.random(shape, np.float32)}
              for _ in range(ARGS.steps + 1)]
-  sample = np.asarray(jax.jit(featurize)(backbone_params, batches[0]["real"][0]))
+  sample = np.asarray(jax.jit(featurize)(backbone_params, batches[0]["real"][:per_side]))
   state = train_step.init_state(config, sample, jax.random.key(0))
   print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; ViT {ARGS.variant} at "
         f"{ARGS.image_size} px, {ARGS.batch} images/step ({per_side} real + {per_side} fake "

@@ -61,6 +61,10 @@ def base() -> ml_collections.ConfigDict:
   c.objective.name = "mmd_d"  # a key of objectives.OBJECTIVES
   c.objective.patches_per_side = _optional_int()  # None: all patches of the group
   c.objective.reg = 1e-8
+  # The MMD is estimated on `groups` independent groups of the batch (1: one
+  # global set) and the loss averages them; it never depends on the device count,
+  # but must divide it or be a multiple of it (see parallel.py).
+  c.objective.groups = 1
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"
@@ -255,12 +259,20 @@ def validate(config, *, device_count=None):
     _fail("patches.crop_resolution", f"must be a multiple of the ViT patch size {patches.VIT_PATCH}")
 
   devices = device_count or 1
+  groups = config.objective.groups
+  _positive("objective.groups", groups)
+  if config.data.batch_size % (2 * groups):
+    _fail("objective.groups", f"{groups} groups do not split the {config.data.batch_size} "
+          f"images (data.batch_size must be a multiple of 2 x groups = {2 * groups})")
+  if not parallel.groups_fit_devices(groups, devices):
+    _fail("objective.groups", f"{groups} groups on {devices} devices: the groups must be a "
+          f"multiple or a divisor of the device count")
   if config.data.batch_size % (2 * devices):
     _fail("data.batch_size", f"{config.data.batch_size} images must split into real and "
           f"fake halves over {devices} devices (a multiple of {2 * devices})")
-  per_side = config.data.batch_size // (2 * devices)
-  if config.objective.name == "image_score" and per_side < 2:
-    _fail("data.batch_size", "image_score needs >= 2 real and 2 fake images per device")
+  per_group = config.data.batch_size // (2 * groups)
+  if config.objective.name == "image_score" and per_group < 2:
+    _fail("objective.groups", "image_score needs >= 2 real and 2 fake images per group")
   if config.kernel.name != "deep":
     name = config.kernel.name
     takes_bandwidth = "bandwidth" in inspect.signature(mmd.KERNELS[name]).parameters

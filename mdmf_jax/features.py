@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import patches
+from mdmf_jax import parallel, patches
 from mdmf_jax.data import pipeline
 from mdmf_jax.models import pretrained, vit, weights
 
@@ -165,9 +165,11 @@ class CachedBatches:
   """Balanced training batches from a feature cache, a pure function of (seed, step).
 
   Each epoch of the real (and of the fake) features is a fresh permutation
-  seeded by (seed, epoch); step s takes the next G * b of each, and this
-  process keeps its own groups. No iterator state: resuming at step s just
-  asks for batch s.
+  seeded by (seed, epoch); step s takes the next G * b of each (G groups of
+  b, group-major), and this process keeps its contiguous share of them
+  (parallel.process_share). The global batches depend on neither
+  the device nor the process count. No iterator state: resuming at step s
+  just asks for batch s.
   """
 
   def __init__(self, folder: str, *, groups: int, per_side: int, seed: int):
@@ -176,8 +178,7 @@ class CachedBatches:
         for f in sorted(os.listdir(folder)) if f.startswith(name + "-")])
     self.real, self.fake = load("real"), load("fake")
     self.groups, self.per_side, self.seed = groups, per_side, seed
-    self.local = slice(jax.process_index() * jax.local_device_count(),
-                       (jax.process_index() + 1) * jax.local_device_count())
+    self.local = parallel.process_share(groups * per_side)
     for name, array in (("real", self.real), ("fake", self.fake)):
       if len(array) < groups * per_side:
         raise ValueError(f"feature cache {folder} has {len(array)} {name} images; a step "
@@ -188,13 +189,12 @@ class CachedBatches:
     steps_per_epoch = count // per_step
     epoch, offset = divmod(step, steps_per_epoch)
     order = np.random.default_rng([self.seed, stream, epoch]).permutation(count)
-    return order[offset * per_step:(offset + 1) * per_step].reshape(self.groups, self.per_side)
+    return order[offset * per_step:(offset + 1) * per_step]
 
   def batch(self, step: int) -> dict[str, np.ndarray]:
-    """{"real", "fake"}: (local groups, per_side, K, D) for this process."""
-    gather = lambda array, idx: array[idx.reshape(-1)].reshape(idx.shape + array.shape[1:])
-    return {"real": gather(self.real, self._indices(len(self.real), step, 0)[self.local]),
-            "fake": gather(self.fake, self._indices(len(self.fake), step, 1)[self.local])}
+    """{"real", "fake"}: (this process's share of G * b, K, D)."""
+    return {"real": self.real[self._indices(len(self.real), step, 0)[self.local]],
+            "fake": self.fake[self._indices(len(self.fake), step, 1)[self.local]]}
 
   def sample(self, count: int) -> np.ndarray:
     """The first `count` real and fake features, for initialising bandwidths."""

@@ -1,15 +1,33 @@
-"""Data parallelism: one train step, two wrappers (`config.parallel`).
+"""Data parallelism: one train step, two wrappers (`config.parallel`), any device count.
+
+The MMD is estimated on `config.objective.groups` = G independent groups of
+the global batch (G = 1: one global set); the loss averages the G statistics.
+G is part of the config, not of the hardware, so the same config trains the
+same model on 1 or 64 devices (tests/test_device_count.py). G and the device
+count D must divide one another:
+
+* G a multiple of D: a device holds G / D whole groups and estimates their
+  MMDs alone; only gradients are averaged.
+* D a multiple of G: a group spans M = D / G devices (G = 1: all of them);
+  each holds b / M of the group's images, runs the backbone on them, and the
+  group's patch features are all-gathered so that its M devices all compute
+  the group's statistic (bench/groups_bench.py measures what that costs).
+
+The two modes:
 
 * "jit": the step under `jax.jit` on a 1-d ('data',) mesh over every device of
-  every host; batches are global arrays sharded along the group axis, built
-  from each process's local groups with `jax.make_array_from_process_local_data`.
-  The state is replicated; XLA inserts the gradient all-reduce.
-* "pmap": the same step under `jax.pmap` over the local devices, with
-  `lax.pmean` of gradients and metrics across all devices.
+  every host; a batch is a global (G * b, ...) array sharded over the images,
+  built from each process's share with `jax.make_array_from_process_local_data`
+  and reshaped to (G, b, ...) inside the step; XLA inserts the gathers and the
+  gradient all-reduce.
+* "pmap": the same step under `jax.pmap` over the local devices: each device
+  gets (G / D or 1, b or b / M, ...), `lax.all_gather` completes the groups
+  that span devices, and `lax.pmean` averages gradients and metrics.
 
-In both modes a device holds one group of the batch (see train_step.py), so
-the two modes, and a single device given the same G groups, compute the same
-update.
+Group g draws its randomness from (step, g) whichever device holds it, and a
+batch's images are laid out group-major and split in contiguous, equal
+shares over the devices (and so over the processes), so both modes and every
+D compute the same update.
 """
 
 from __future__ import annotations
@@ -37,22 +55,40 @@ def initialize_distributed(cfg):
   jax.distributed.initialize(**kwargs)
 
 
-class DataParallel:
-  """Wraps a step `fn(state, batch, frozen, *, group_offset, axis_name)` for one mode.
+def groups_fit_devices(groups: int, devices: int) -> bool:
+  """Whether G groups can be laid out on D devices (one divides the other)."""
+  return groups % devices == 0 or devices % groups == 0
 
-    dp = DataParallel("jit")
+
+def process_share(count: int) -> slice:
+  """This process's contiguous share of a side's `count` global images (batch layout above)."""
+  share = count // jax.process_count()
+  return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
+
+
+class DataParallel:
+  """Wraps a step `fn(state, batch, frozen, *, group_offset, axis_name, gather_group)`.
+
+    dp = DataParallel("jit", groups=config.objective.groups)
     state, frozen = dp.put_state(state), dp.put_state(frozen_backbone_params)
-    state, metrics = dp.step(step_fn)(state, dp.put_batch(local_batch), frozen)
+    batch = {"real": x, "fake": y}   # leaves: this process's process_share(G * b) images
+    state, metrics = dp.step(step_fn)(state, dp.put_batch(batch), frozen)
     plain = dp.get_state(state)      # host-replicated pytree, e.g. for checkpoints
 
-  `local_batch` leaves have this process's groups on axis 0, one per local
-  device.
+  The global batch of a side is G * b images, group-major (group g is images
+  [g * b, (g + 1) * b)); `process_share` says which of them this process feeds.
   """
 
-  def __init__(self, mode: str):
+  def __init__(self, mode: str, groups: int = 1):
     if mode not in MODES:
       raise ValueError(f"config.parallel={mode!r}; expected one of {MODES}")
-    self.mode = mode
+    devices = jax.device_count()
+    if groups < 1 or not groups_fit_devices(groups, devices):
+      raise ValueError(f"config.objective.groups={groups} does not fit {devices} devices "
+                       "(one must divide the other)")
+    self.mode, self.groups = mode, groups
+    self.devices_per_group = max(devices // groups, 1)
+    self.groups_per_device = max(groups // devices, 1)
     self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P(AXIS))
@@ -61,23 +97,30 @@ class DataParallel:
     # not trigger a recompilation.
     self.local_sharded = NamedSharding(Mesh(np.asarray(jax.local_devices()), (AXIS,)), P(AXIS))
 
-  @property
-  def num_groups(self) -> int:
-    return jax.device_count()
-
-  @property
-  def local_groups(self) -> int:
-    return jax.local_device_count()
-
   def step(self, step_fn):
     if self.mode == "jit":
-      return jax.jit(functools.partial(step_fn, group_offset=0),
+      def global_step(state, batch, frozen):
+        batch = jax.tree.map(lambda a: a.reshape((self.groups, -1) + a.shape[1:]), batch)
+        return step_fn(state, batch, frozen, group_offset=0)
+
+      return jax.jit(global_step,
                      in_shardings=(self.replicated, self.sharded, self.replicated),
                      out_shardings=(self.replicated, self.replicated), donate_argnums=0)
 
+    members = self.devices_per_group
+    gather_group = None
+    if members > 1:
+      # The devices sharing group g are g * M ... (g + 1) * M - 1; None: all of them.
+      sets = None if self.groups == 1 else [
+          list(range(g * members, (g + 1) * members)) for g in range(self.groups)]
+      gather_group = functools.partial(jax.lax.all_gather, axis_name=AXIS, axis=1, tiled=True,
+                                       axis_index_groups=sets)
+
     def per_device(state, batch, frozen):
-      group = jax.lax.axis_index(AXIS)  # global device index under multi-host pmap
-      return step_fn(state, batch, frozen, group_offset=group, axis_name=AXIS)
+      device = jax.lax.axis_index(AXIS)  # global device index under multi-host pmap
+      offset = device // members * self.groups_per_device
+      return step_fn(state, batch, frozen, group_offset=offset, axis_name=AXIS,
+                     gather_group=gather_group)
 
     mapped = jax.pmap(per_device, axis_name=AXIS, donate_argnums=0)
 
@@ -91,7 +134,7 @@ class DataParallel:
     # The result may share buffers with `state`, and `step` donates it.
     if self.mode == "jit":
       return jax.device_put(state, self.replicated)
-    copies = self.local_groups
+    copies = jax.local_device_count()
     return jax.tree.map(
         lambda a: jax.device_put(np.stack([np.asarray(a)] * copies), self.local_sharded), state)
 
@@ -101,10 +144,13 @@ class DataParallel:
     return jax.device_get(state)
 
   def put_batch(self, local_batch):
+    """Device arrays from this process's share: leaves (process_share images, ...)."""
     if self.mode == "jit":
       return jax.tree.map(
           lambda a: jax.make_array_from_process_local_data(self.sharded, np.asarray(a)),
           local_batch)
-    # One group per local device, keeping a group axis of 1 so the step's code is the same.
-    return jax.tree.map(lambda a: jax.device_put(np.asarray(a)[:, None], self.local_sharded),
-                        local_batch)
+    # (local devices, groups on the device, images of each of them on the device, ...)
+    shape = (jax.local_device_count(), self.groups_per_device, -1)
+    return jax.tree.map(
+        lambda a: jax.device_put(np.asarray(a).reshape(shape + a.shape[1:]), self.local_sharded),
+        local_batch)

@@ -53,8 +53,12 @@ class _Preemption:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def _image_batches(config, dp):
-  """(iterator, to_groups): grain batches of images, reshaped to (local groups, b, ...)."""
+def _image_batches(config):
+  """(iterator, split): grain batches of images, split into this process's real and fake shares.
+
+  Each process reads its own batch_size / processes images (its contiguous share
+  of each side, parallel.py), whatever the device count.
+  """
   data = config.data
   dataset = pipeline.train_dataset(
       data.data_dir, data.name, split=data.train_split, global_batch_size=data.batch_size,
@@ -64,42 +68,41 @@ def _image_batches(config, dp):
       jpeg_prob=data.jpeg_prob, jpeg_quality=tuple(data.jpeg_quality),
       num_threads=data.num_threads, num_workers=data.num_workers)
 
-  def to_groups(batch):
+  def split(batch):
     images = batch["image"]  # reals first, then fakes
     half = images.shape[0] // 2
-    shape = (dp.local_groups, half // dp.local_groups) + images.shape[1:]
-    return {"real": images[:half].reshape(shape), "fake": images[half:].reshape(shape)}
+    return {"real": images[:half], "fake": images[half:]}
 
-  return iter(dataset), to_groups
+  return iter(dataset), split
 
 
 def train(config, workdir: str):
   """Trains the PFS (and kernel) of `config` in `workdir`; returns the final host state."""
-  dp = parallel.DataParallel(config.parallel)
-  config_lib.validate(config, device_count=dp.num_groups)
+  config_lib.validate(config, device_count=jax.device_count())
+  groups = config.objective.groups
+  dp = parallel.DataParallel(config.parallel, groups=groups)
   checkpoint.guard_workdir(workdir, config)
   if config.data.build_demo:
     demo.build_demo(config.data.data_dir, seed=config.seed)
   model, backbone_params = features.frozen_backbone(config)
   featurize = features.make_featurizer(model, config.patches)
-  per_side = config.data.batch_size // (2 * dp.num_groups)
+  per_group = config.data.batch_size // (2 * groups)  # images per side in a group
 
   if config.data.feature_cache:
     folder = features.build_cache(config, config.data.train_split, model, backbone_params)
-    cached = features.CachedBatches(folder, groups=dp.num_groups, per_side=per_side,
-                                    seed=config.seed)
+    cached = features.CachedBatches(folder, groups=groups, per_side=per_group, seed=config.seed)
     data_iterator, next_batch = None, cached.batch
-    sample = cached.sample(per_side)
+    sample = cached.sample(per_group)
     step_fn = functools.partial(train_step.train_step, config=config)
     frozen = None
   else:
-    data_iterator, to_groups = _image_batches(config, dp)
+    data_iterator, split = _image_batches(config)
     fresh = data_iterator.get_state()
-    first = to_groups(next(data_iterator))
+    first = split(next(data_iterator))
     data_iterator.set_state(fresh)
-    next_batch = lambda step: to_groups(next(data_iterator))
-    sample = np.asarray(jax.jit(featurize)(
-        backbone_params, np.concatenate([first["real"][0], first["fake"][0]])))
+    next_batch = lambda step: split(next(data_iterator))
+    sample = np.asarray(jax.jit(featurize)(  # the first group (this process's part of it)
+        backbone_params, np.concatenate([first["real"][:per_group], first["fake"][:per_group]])))
     step_fn = functools.partial(train_step.train_step, config=config, featurize=featurize)
     frozen = backbone_params
 

@@ -7,11 +7,12 @@ by `featurize(backbone_params, images)` inside the step, before and outside the
 differentiated function (the frozen backbone's forward pass is never
 differentiated), or as cached patch features with `featurize=None`.
 
-The loss is the objective evaluated on each group and averaged over groups. Data parallelism puts one group on each
-device, so every device estimates the MMD objective on its own shard and only
-gradients are averaged: Gram matrices stay (b K)^2 per device instead of
-growing with the global batch, and a single-device run over the same G groups
-computes exactly the same update (tests/test_parallel.py).
+The loss is the objective evaluated on each group and averaged over groups;
+G is `config.objective.groups`, a choice of the config. The step sees the
+groups (or, under pmap, the parts of groups) its device holds; parallel.py
+lays them out, so that any device count and both parallel modes compute the
+update of a single-device run over the same G groups (tests/test_parallel.py,
+tests/test_device_count.py).
 """
 
 from __future__ import annotations
@@ -63,8 +64,13 @@ def init_state(config, features, rng) -> TrainState:
   """Fresh state; the kernel bandwidths start at the median heuristic on `features`.
 
   `features`: a (N, K, D) sample of patch features (real and fake) from the
-  training data.
+  training data. Compiled as one program (op-by-op, initialisation compiles
+  dozens of small ones).
   """
+  return jax.jit(functools.partial(_init_state, config))(features, rng)
+
+
+def _init_state(config, features, rng) -> TrainState:
   init_key, median_key, state_key = jax.random.split(rng, 3)
   model = pfs_model(config.pfs)
   params = model.init(init_key, features[:1])["params"]
@@ -96,16 +102,20 @@ def _features(featurize, backbone_params, x):
 
 
 def train_step(state: TrainState, batch, backbone_params=None, *, config, featurize=None,
-               group_offset=0, axis_name=None):
+               group_offset=0, axis_name=None, gather_group=None):
   """One optimiser update; returns (new state, metrics).
 
   Group g of the batch draws its randomness (dropout, patch subsets) from
   fold_in(fold_in(key, step), group_offset + g), so the same global group gets
   the same key whichever device holds it. Under `jax.pmap`, `axis_name`
-  averages gradients and metrics across devices.
+  averages gradients and metrics across devices, and `gather_group`, when a
+  group spans devices, maps this device's (g, b / M, ...) features to the
+  whole groups' (g, b, ...) (an all-gather; the data are not differentiated).
   """
   real = _features(featurize, backbone_params, batch["real"])
   fake = _features(featurize, backbone_params, batch["fake"])
+  if gather_group is not None:
+    real, fake = gather_group(real), gather_group(fake)
   step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   num_groups = real.shape[0]
   group_keys = jax.vmap(lambda g: jax.random.fold_in(step_key, g))(
