@@ -4,9 +4,11 @@ import csv
 import json
 import math
 
+import matplotlib.figure
 import numpy as np
 from PIL import Image
 import pytest
+import sklearn.metrics
 
 from mdmf_jax import reports
 
@@ -105,23 +107,63 @@ def _scores_and_labels(rng, n, shift):
   return rng.normal(labels * shift, 1.0), labels
 
 
-def test_plot_roc(tmp_path):
+@pytest.fixture
+def saved_figures(monkeypatch):
+  """The matplotlib figures the plots save, to read back what was drawn."""
+  figures, savefig = [], matplotlib.figure.Figure.savefig
+
+  def recording(figure, *args, **kwargs):
+    figures.append(figure)
+    return savefig(figure, *args, **kwargs)
+
+  monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)
+  return figures
+
+
+def _legend(figure):
+  return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+def test_plot_roc(tmp_path, saved_figures):
   rng = np.random.default_rng(0)
   curves = {"tconv": _scores_and_labels(rng, 200, 2.0), "ddpm": _scores_and_labels(rng, 200, 0.5),
             "only reals": (rng.normal(size=5), np.zeros(5, int))}
   reports.plot_roc(curves, str(tmp_path / "plots" / "roc.png"))
   _assert_aspect(tmp_path / "plots" / "roc.png", 6.5, 6.0)
+  (figure,) = saved_figures
+  aurocs = {name: 100 * sklearn.metrics.roc_auc_score(labels, scores)
+            for name, (scores, labels) in curves.items() if name != "only reals"}
+  assert _legend(figure) == ["chance", f"tconv (AUROC {aurocs['tconv']:.2f})",
+                             f"ddpm (AUROC {aurocs['ddpm']:.2f})", "only reals (one class: no ROC)"]
+  for line, name in zip(figure.axes[0].get_lines()[1:3], ("tconv", "ddpm")):
+    fpr, tpr = line.get_xdata(), line.get_ydata()  # the drawn curve encloses the AUROC
+    assert np.all(np.diff(fpr) >= 0) and (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert 100 * np.trapezoid(tpr, fpr) == pytest.approx(aurocs[name], abs=1e-9)
   with pytest.raises(ValueError):
     reports.plot_roc({}, str(tmp_path / "empty.png"))
 
 
 @pytest.mark.parametrize("threshold", [None, 0.7, math.inf])
-def test_plot_score_histograms(tmp_path, threshold):
+def test_plot_score_histograms(tmp_path, threshold, saved_figures):
   rng = np.random.default_rng(1)
   groups = {"real": rng.normal(size=300), "fake: tconv": rng.normal(2.0, 1.0, 150),
             "fake: none": np.zeros(0)}
   reports.plot_score_histograms(groups, str(tmp_path / "hist.png"), threshold=threshold)
   _assert_aspect(tmp_path / "hist.png", 7.5, 4.5)
+  (figure,) = saved_figures
+  legend = _legend(figure)
+  assert legend[:3] == ["real (n=300)", "fake: tconv (n=150)", "fake: none (n=0)"]
+  ax = figure.axes[0]
+  for patch, name in zip(ax.patches, ("real", "fake: tconv")):  # densities: unit area
+    vertices = patch.get_path().vertices
+    assert abs(np.trapezoid(vertices[:, 1], vertices[:, 0])) == pytest.approx(1.0, rel=1e-6), name
+  threshold_lines = [line for line in ax.get_lines() if list(line.get_xdata()) == [0.7, 0.7]]
+  if threshold is None:
+    assert len(legend) == 3
+  elif math.isinf(threshold):
+    assert legend[3] == "threshold +inf (nothing flagged)" and not threshold_lines
+  else:
+    assert legend[3] == "threshold 0.7" and len(threshold_lines) == 1
 
 
 def test_plot_score_histograms_rejects_non_finite_scores(tmp_path):
@@ -129,10 +171,16 @@ def test_plot_score_histograms_rejects_non_finite_scores(tmp_path):
     reports.plot_score_histograms({"real": [0.1, math.nan]}, str(tmp_path / "hist.png"))
 
 
-def test_plot_robustness(tmp_path):
+def test_plot_robustness(tmp_path, saved_figures):
   results = {"mdmf": {95: 96.1, 50: 90.2, 75: 93.0}, "univfd": {95: 85.0, 75: 80.1, 50: 70.3}}
   reports.plot_robustness(results, str(tmp_path / "jpeg.png"), "JPEG quality", "AUROC (%)")
   _assert_aspect(tmp_path / "jpeg.png", 6.5, 4.5)
+  (figure,) = saved_figures
+  assert _legend(figure) == ["mdmf", "univfd"]
+  for line, name in zip(figure.axes[0].get_lines(), results):  # in strength order
+    strengths = sorted(results[name])
+    assert list(line.get_xdata()) == strengths
+    assert list(line.get_ydata()) == [results[name][q] for q in strengths]
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
