@@ -288,3 +288,31 @@ def test_cloud_workdir_and_data_dir_go_through_epath(tiny_data, memory_bucket, m
   memory_bucket.mkdir("gs://bucket/tfds")
   memory_bucket.pipe("gs://bucket/tfds/placeholder", b"")
   config_lib.validate(config, device_count=8)
+
+
+def test_preempted_pmap_run_with_feature_cache_resumes_to_the_uninterrupted_result(
+    tiny_data, tmp_path, monkeypatch):
+  fields = {"parallel": "pmap", "data.feature_cache": True, "train.total_steps": 6,
+            "train.checkpoint_every": 1000}
+
+  def config():
+    c = tiny_config(tiny_data, **{k: v for k, v in fields.items() if "." in k})
+    c.parallel, c.data.cache_dir = fields["parallel"], str(tmp_path / "cache")
+    return c
+
+  reference = train.train(config(), str(tmp_path / "reference"))
+  original = checkpoint.Checkpoints.save
+
+  def save(self, step, *args, **kwargs):
+    if step == 2:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return original(self, step, *args, **kwargs)
+
+  with monkeypatch.context() as patch:
+    patch.setattr(checkpoint.Checkpoints, "save", save)
+    preempted = train.train(config(), str(tmp_path / "resumed"))
+  assert int(preempted.step) == 3  # stopped (and saved) mid-way
+  resumed = train.train(config(), str(tmp_path / "resumed"))
+  assert int(resumed.step) == 6
+  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
+  jax.tree.map(np.testing.assert_array_equal, resumed.opt_state, reference.opt_state)
