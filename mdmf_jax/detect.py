@@ -11,7 +11,8 @@ batches (the last one zero-padded), so its jitted shapes stay static.
 
 Rows, one per file in input order (`ROW_FIELDS`):
   path      the file, as given or joined below the given folder
-  score     MMD score, higher = more likely generated
+  score     the method's score (MMD for mdmf, the logit for linear_probe), higher =
+            more likely generated
   p_value   conformal p-value against the calibration's real images
   decision  "fake" (p <= alpha) or "real"
   error     "code: reason" for a file that was not scored (decode.py's codes,
