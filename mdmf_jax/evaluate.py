@@ -5,7 +5,7 @@
 (also run at the end of training when `config.eval.after_training`). Reads the
 trained PFS from W's latest checkpoint and writes to W/eval/:
   bank_<method>.npz        reference banks (reused by --mode=detect)
-  linear_probe.json        the linear-probe baseline (linear_probe.py), reused too
+  linear_probe_model.json  the linear-probe baseline (linear_probe.py), reused too
   calibration.json         per method: threshold at alpha, calibration scores,
                            and the empirical FPR on a second held-out real set;
                            the reals of config.eval.calibration_data_name

@@ -1,6 +1,6 @@
 """The linear-probe baseline (UnivFD-style): logistic regression on frozen global features.
 
-    probe = linear_probe.train_or_load(config, scorer, eval_dir)  # W/eval/linear_probe.json
+    probe = linear_probe.train_or_load(config, scorer, eval_dir)  # W/eval/linear_probe_model.json
     scores = probe.decision_function(features)  # higher = more likely generated
 
 Features (`config.eval.probe_feature`), from the same frozen backbone as MDMF:
@@ -15,7 +15,7 @@ deviation, then scikit-learn's `LogisticRegression` (L2) is fitted for every C o
 `config.eval.probe_val_split` (reals and fakes) wins, the smallest C on ties. The test
 split is never looked at.
 
-The probe is saved as JSON (`linear_probe.json`: standardisation, weights, C, the
+The probe is saved as JSON (`linear_probe_model.json`: standardisation, weights, C, the
 validation AUROC of every C, and a key of everything that determined it) and
 reloaded when the key matches, so `--mode=eval` and `--mode=detect` do not retrain.
 The score is `decision_function`, the logit: it is calibrated and tabulated like
@@ -44,7 +44,7 @@ from mdmf_jax.data import builder
 from mdmf_jax.data import pipeline
 from mdmf_jax.models import vit
 
-FILENAME = "linear_probe.json"
+FILENAME = "linear_probe_model.json"  # linear_probe.json is the method's result table
 FEATURES = ("cls", "mean")
 
 

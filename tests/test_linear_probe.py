@@ -171,3 +171,9 @@ def test_config_accepts_the_probe_and_refuses_what_it_cannot_do():
   config.eval.probe_block = 1  # with the default "cls"
   with pytest.raises(config_lib.ConfigError, match="eval.probe_block"):
     config_lib.validate(config)
+
+
+def test_the_saved_probe_is_not_overwritten_by_a_result_table():
+  # evaluate writes W/eval/<method>.json, comparison.json and calibration.json.
+  tables = {f"{m}.json" for m in scoring.METHODS} | {"comparison.json", "calibration.json"}
+  assert linear_probe.FILENAME not in tables
