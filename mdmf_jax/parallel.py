@@ -128,6 +128,7 @@ class DataParallel:
       state, metrics = mapped(state, batch, frozen)
       return state, jax.tree.map(lambda m: m[0], metrics)  # pmean'd: equal on every device
 
+    step.lower = mapped.lower  # as a jitted step has (e.g. to read the compiled HLO)
     return step
 
   def put_state(self, state):
