@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mdmf_jax import evaluate
-from mdmf_jax.data import demo
+from mdmf_jax import evaluate, metrics
+from mdmf_jax.data import demo, transforms
 from tests.test_data_demo import tiny_config as tiny_demo_config
 from tests.test_train import REPO
 
@@ -43,14 +43,19 @@ def test_eval_writes_tables_calibration_plots_and_heatmaps(trained):
     generators = [r["generator"] for r in rows]
     assert generators == ["bilinear", "nearest", "pixel_shuffle", "tconv", "average"]
     assert all(0 <= r["auroc"] <= 100 for r in rows)
+    assert rows[-1]["num_real"] == np.mean([r["num_real"] for r in rows[:-1]])
     assert os.path.getsize(os.path.join(out, f"roc_{method}.png")) > 0
     assert os.path.getsize(os.path.join(out, f"hist_{method}.png")) > 0
     assert os.path.exists(os.path.join(out, f"{method}.md"))
     assert os.path.exists(os.path.join(out, f"bank_{method}.npz"))
   assert "| average" in output  # the tables are printed
   calibration = json.load(open(os.path.join(out, "calibration.json")))
-  assert calibration["mdmf"]["alpha"] == 0.2
-  assert 0.0 <= calibration["mdmf"]["empirical_fpr"] <= 1.0
+  for method, cal in calibration.items():  # the threshold is the conformal one of its scores
+    expected = metrics.calibrate(np.asarray(cal["scores"]), 0.2)
+    assert cal["alpha"] == 0.2 and float(cal["threshold"]) == expected.threshold, method
+    assert cal["num_fpr_check"] > 0
+    assert cal["empirical_fpr"] * cal["num_fpr_check"] == round(
+        cal["empirical_fpr"] * cal["num_fpr_check"])  # a fraction of the held-out reals
   heatmaps = os.listdir(os.path.join(out, "heatmaps"))
   assert len(heatmaps) == 2 and {"0_real" in h for h in heatmaps} == {True, False}
   for kind in ("jpeg", "blur", "noise"):
@@ -82,8 +87,32 @@ def test_detect_fails_when_nothing_can_be_scored(trained, tmp_path):
   (tmp_path / "only_bad.png").write_bytes(b"")
   result = run_main(*common, "--mode=detect", f"--config.detect.inputs={tmp_path}",
                     f"--config.detect.output={tmp_path / 'out.json'}")
-  assert result.returncode != 0
-  assert json.load(open(tmp_path / "out.json"))
+  assert result.returncode == 1, result.stderr[-2000:]  # detect.exit_code, not a crash
+  assert "Traceback" not in result.stderr
+  written = json.load(open(tmp_path / "out.json"))
+  assert written["summary"]["num_files"] == 1 and written["summary"]["num_scored"] == 0
+  (row,) = written["rows"]
+  assert row["path"].endswith("only_bad.png") and row["error"].startswith("empty")
+
+
+@pytest.mark.parametrize("method", ["global", "patch_vote"])
+def test_detect_method_and_resize_through_main(trained, tmp_path, method):
+  """detect.method picks that method's bank and threshold; detect.resize scales, not crops."""
+  workdir, common, _ = trained
+  image = np.random.default_rng(5).integers(0, 256, (56, 84, 3), dtype=np.uint8)
+  Image.fromarray(image).save(tmp_path / "wide.png")
+  output = tmp_path / "scores.csv"
+  result = run_main(*common, "--mode=detect", f"--config.detect.inputs={tmp_path / 'wide.png'}",
+                    f"--config.detect.output={output}", f"--config.detect.method={method}",
+                    "--config.detect.resize=True")
+  assert result.returncode == 0, result.stderr[-4000:]
+  (row,) = list(csv.DictReader(open(output)))
+  detector = evaluate.load_detector(workdir, method=method)
+  resized = transforms.resize(image, 28, 28).astype(np.float32)  # not a centre crop
+  expected = detector.score(resized[None] / 255.0)[0]
+  np.testing.assert_allclose(float(row["score"]), expected, rtol=1e-4, atol=1e-6)
+  threshold = json.load(open(os.path.join(workdir, "eval", "calibration.json")))[method]
+  assert row["decision"] == ("fake" if expected > float(threshold["threshold"]) else "real")
 
 
 def test_detector_loads_from_the_workdir_alone(trained):
