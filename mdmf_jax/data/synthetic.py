@@ -1,7 +1,7 @@
 """Small image folders in any supported layout, made from the demo photos.
 
 For tests, the input benchmark, and trying the builder without a data set. Images
-are random crops of the photos in `demo.PHOTOS` (so decoding costs are those of
+are random crops of the pip-packaged photos in `demo_photos.PIP_PHOTOS` (so decoding costs are those of
 natural images); an image's label is only the folder it is written to.
 """
 
@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from mdmf_jax.data import demo
+from mdmf_jax.data import demo_photos
 from mdmf_jax.data import layouts
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
@@ -23,7 +23,7 @@ _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
 
 @functools.cache
 def _photos() -> tuple[np.ndarray, ...]:
-  return tuple(image for load in demo.PHOTOS.values() for image in load())
+  return tuple(image for _, load in demo_photos.PIP_PHOTOS.values() for image in load())
 
 
 def random_crop(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
