@@ -118,6 +118,9 @@ def base() -> ml_collections.ConfigDict:
   c.eval.calibration_data_name = _optional_str()
   c.eval.alpha = 0.05  # target false-positive rate
   c.eval.test_split = "test"
+  # Further splits of the benchmark scored and tabulated like test (W/eval/<split>/),
+  # e.g. "cross_source"; one the benchmark lacks is logged and skipped.
+  c.eval.extra_splits = ()
   c.eval.batch_size = 16
   c.eval.methods = ("mdmf", "linear_probe", "global", "patch_vote")
   # linear_probe (linear_probe.py): logistic regression on frozen global features,

@@ -13,6 +13,11 @@ trained PFS from W's latest checkpoint and writes to W/eval/:
   <method>.md|csv|json     per-generator AUROC, AP, accuracies, TPR@FPR
   comparison.md|csv|json   per-generator AUROC and AP of every method side by side
                            (MDMF next to the linear probe)
+  summary.md|csv|json      per method: average AUROC over the generators seen in
+                           training and the unseen ones, for the test split and
+                           each of config.eval.extra_splits
+  <extra split>/           the per-method tables, comparison and plots of each
+                           of config.eval.extra_splits (e.g. cross_source)
   roc_<method>.png, hist_<method>.png, robustness_*.md|png, heatmaps/*.png
 """
 
@@ -344,40 +349,87 @@ def _heatmaps(config, scorer, banks, calibration, scored, out_dir):
       break
 
 
-def evaluate(config, workdir) -> dict[str, list[dict]]:
-  """The whole evaluation (module docstring); returns the per-method tables' rows."""
+def _tabulate(scored, banks, calibrations, names, split, out_dir) -> dict[str, list[dict]]:
+  """Per-method tables, ROC curves and histograms of one scored split, plus the comparison."""
+  tables = {method: generator_rows(scored, method, calibrations[method], names)
+            for method in banks}
+  if jax.process_index() != 0:
+    return tables
+  for method, rows in tables.items():
+    title = (f"{method}: split {split!r}, threshold at alpha="
+             f"{calibrations[method].alpha} calibrated on held-out reals")
+    print(reports.write_table(rows, os.path.join(out_dir, method), title))
+    curves = {n: (scored[method][(scored["generator"] == g)],
+                  scored["label"][(scored["generator"] == g)]) for g, n in enumerate(names)
+              if (scored["generator"] == g).any()}
+    reports.plot_roc(curves, os.path.join(out_dir, f"roc_{method}.png"))
+    groups = {"real": scored[method][scored["label"] == 0]}
+    groups.update({f"fake: {n}": scored[method][(scored["generator"] == g)
+                                                & (scored["label"] == 1)]
+                   for g, n in enumerate(names)})
+    reports.plot_score_histograms(groups, os.path.join(out_dir, f"hist_{method}.png"),
+                                  threshold=calibrations[method].threshold)
+  print(reports.write_table(comparison_rows(tables), os.path.join(out_dir, "comparison"),
+                            f"All methods: AUROC and AP (%), split {split!r}"))
+  return tables
+
+
+def training_generators(config) -> set[str]:
+  """The generators whose fakes data.name's training split holds (the "seen" families)."""
+  source = pipeline.open_split(config.data.data_dir, config.data.name, config.data.train_split)
+  counts = source.dataset_info.metadata["splits"][config.data.train_split]["generators"]
+  return {name for name, c in counts.items() if c["fake"]}
+
+
+def summary_rows(tables: dict[str, dict[str, list[dict]]], seen: set[str]) -> list[dict]:
+  """Per method: average AUROC over the seen and the unseen generators of each split.
+
+  `tables` is {split: {method: generator rows}}; a column is NaN where a split
+  has no generator of that kind (or a generator's AUROC is undefined).
+  """
+  rows = []
+  for method in next(iter(tables.values())):
+    row = {"method": method}
+    for split, by_method in tables.items():
+      per_generator = by_method[method][:-1]  # the last row is the average
+      for kind, keep in (("seen", True), ("unseen", False)):
+        values = [r["auroc"] for r in per_generator if (r["generator"] in seen) == keep]
+        row[f"{split}: {kind}"] = float(np.mean(values)) if values else float("nan")
+    rows.append(row)
+  return rows
+
+
+def evaluate(config, workdir) -> dict[str, dict[str, list[dict]]]:
+  """The whole evaluation (module docstring); returns {split: {method: table rows}}."""
   scorer = load_scorer(config, workdir)
   banks = build_models(config, scorer, workdir)
   calibrations = calibrate(config, scorer, banks, workdir)
-  scored = score_split(config, scorer, banks, config.eval.test_split)
-  source = pipeline.open_split(config.data.data_dir, config.eval.data_name or config.data.name,
-                               config.eval.test_split)
-  names = pipeline.generator_names(source)
+  benchmark = config.eval.data_name or config.data.name
   out_dir = _eval_dir(workdir)
-  tables = {}
-  for method in banks:
-    rows = generator_rows(scored, method, calibrations[method], names)
-    tables[method] = rows
-    if jax.process_index() == 0:
-      title = (f"{method}: test split {config.eval.test_split!r}, threshold at alpha="
-               f"{config.eval.alpha} calibrated on held-out reals")
-      print(reports.write_table(rows, os.path.join(out_dir, method), title))
-      curves = {n: (scored[method][(scored["generator"] == g)],
-                    scored["label"][(scored["generator"] == g)]) for g, n in enumerate(names)
-                if (scored["generator"] == g).any()}
-      reports.plot_roc(curves, os.path.join(out_dir, f"roc_{method}.png"))
-      groups = {"real": scored[method][scored["label"] == 0]}
-      groups.update({f"fake: {n}": scored[method][(scored["generator"] == g)
-                                                  & (scored["label"] == 1)]
-                     for g, n in enumerate(names)})
-      reports.plot_score_histograms(groups, os.path.join(out_dir, f"hist_{method}.png"),
-                                    threshold=calibrations[method].threshold)
+  available = builder.split_names(config.data.data_dir, benchmark)
+  splits = [config.eval.test_split]
+  for split in config.eval.extra_splits:
+    if split in available:
+      splits.append(split)
+    else:  # e.g. the demo built without its Debian photographs has no cross_source
+      logging.warning("config.eval.extra_splits: %r is not a split of %s (it has %s); "
+                      "skipped", split, benchmark, available)
+  tables, test_scores = {}, None
+  for split in splits:
+    field = "eval.test_split" if split == config.eval.test_split else "eval.extra_splits"
+    scored = score_split(config, scorer, banks, split, field=field)
+    names = pipeline.generator_names(pipeline.open_split(config.data.data_dir, benchmark, split))
+    split_dir = out_dir if split == config.eval.test_split else os.path.join(out_dir, split)
+    tables[split] = _tabulate(scored, banks, calibrations, names, split, split_dir)
+    if split == config.eval.test_split:
+      test_scores = scored
   if jax.process_index() == 0:
     print(reports.write_table(
-        comparison_rows(tables), os.path.join(out_dir, "comparison"),
-        f"All methods: AUROC and AP (%), test split {config.eval.test_split!r}"))
+        summary_rows(tables, training_generators(config)), os.path.join(out_dir, "summary"),
+        "Average AUROC (%) over the generators seen in training and the unseen ones, "
+        "per split"))
   if jax.process_index() == 0 and "mdmf" in banks:
-    _heatmaps(config, scorer, banks, calibrations["mdmf"], scored, out_dir)
+    _heatmaps(config, scorer, banks, calibrations["mdmf"], test_scores, out_dir)
   if config.eval.robustness:
     _robustness(config, scorer, banks, out_dir)
   return tables

@@ -30,9 +30,28 @@ def trained(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("workdir"))
   common = [f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
             "--config.data.name=demo_tiny"]
-  result = run_main(*common)  # trains, then evaluates
+  # val as a further evaluation split; the tiny demo has no cross_source (skipped).
+  result = run_main(*common, "--config.eval.extra_splits=('val', 'cross_source')")
   assert result.returncode == 0, result.stderr[-4000:]
   return workdir, common, result.stdout + result.stderr
+
+
+def test_extra_splits_and_the_seen_unseen_summary(trained):
+  workdir, _, output = trained
+  out = os.path.join(workdir, "eval")
+  assert "'cross_source' is not a split of demo_tiny" in output
+  assert not os.path.exists(os.path.join(out, "cross_source"))
+  summary = {r["method"]: r for r in json.load(open(os.path.join(out, "summary.json")))["rows"]}
+  assert set(summary) == {"mdmf", "linear_probe", "global", "patch_vote"}
+  for split, folder in (("test", out), ("val", os.path.join(out, "val"))):
+    for method, row in summary.items():
+      rows = json.load(open(os.path.join(folder, f"{method}.json")))["rows"][:-1]
+      assert [r["generator"] for r in rows] == ["bilinear", "nearest", "pixel_shuffle", "tconv"]
+      unseen = [r["auroc"] for r in rows if r["generator"] != "tconv"]
+      np.testing.assert_allclose(row[f"{split}: seen"], rows[3]["auroc"])  # tconv trains
+      np.testing.assert_allclose(row[f"{split}: unseen"], np.mean(unseen))
+    assert os.path.exists(os.path.join(folder, "comparison.md"))
+    assert os.path.exists(os.path.join(folder, "roc_mdmf.png"))
 
 
 def test_eval_writes_tables_calibration_plots_and_heatmaps(trained):
