@@ -39,7 +39,7 @@ def base() -> ml_collections.ConfigDict:
   c.backbone.variant = "S/14"
   c.backbone.dtype = "float32"
 
-  # Patch sets (DESIGN.md 1.2).
+  # Patch sets (docs/method.md, section 2).
   c.patches = ml_collections.ConfigDict()
   c.patches.mode = "tokens"  # tokens | pooled_tokens | crops
   c.patches.pool = 2
@@ -251,6 +251,10 @@ def validate(config, *, device_count=None):
   if (config.data.data_dir and not config.data.build_demo
       and not epath.Path(config.data.data_dir).is_dir()):  # local or gs://
     _fail("data.data_dir", f"no such folder: {config.data.data_dir}")
+  cache_root = config.data.cache_dir or f"{config.data.data_dir}/feature_cache"
+  if config.data.feature_cache and "://" in cache_root:  # np.load(mmap_mode) needs a local file
+    _fail("data.cache_dir", f"the feature cache is memory-mapped and needs a local folder, "
+          f"got {cache_root}; set data.cache_dir to a local disk")
   if not 0.0 <= config.pfs.dropout < 1.0:
     _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")
 

@@ -333,7 +333,6 @@ def _heatmaps(config, scorer, banks, calibration, scored, out_dir):
   detector = scoring.Detector(scorer, banks["mdmf"], image_size=config.data.image_size,
                               grid=features.grid_shape(config), calibration=calibration)
   folder = os.path.join(out_dir, "heatmaps")
-  os.makedirs(folder, exist_ok=True)
   for batch in _eval_batches(config, config.eval.test_split, field="eval.test_split"):
     hits = [i for i, index in enumerate(batch["index"]) if batch["mask"][i] and index in chosen]
     if not hits:
@@ -438,14 +437,14 @@ def evaluate(config, workdir) -> dict[str, dict[str, list[dict]]]:
 def load_detector(workdir, config=None, method="mdmf") -> scoring.Detector:
   """The trained, calibrated detector of `workdir` (after `evaluate`), for detect.py."""
   if config is None:
-    with open(os.path.join(workdir, checkpoint.CONFIG_FILE)) as f:
-      config = config_lib.from_json(json.load(f))
+    config = config_lib.from_json(
+        json.loads((epath.Path(workdir) / checkpoint.CONFIG_FILE).read_text()))
   if method == "linear_probe":
     bank_path = os.path.join(workdir, "eval", linear_probe.FILENAME)
     load = lambda path: linear_probe.load(path, linear_probe.probe_key(config))
   else:
     bank_path, load = _bank_path(workdir, method), load_bank
-  if not os.path.exists(bank_path):
+  if not epath.Path(bank_path).exists():
     raise FileNotFoundError(f"{bank_path} is missing: run --mode=eval on {workdir} first")
   calibration = load_calibrations(workdir).get(method)
   return scoring.Detector(load_scorer(config, workdir), load(bank_path),

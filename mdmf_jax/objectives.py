@@ -1,4 +1,4 @@
-"""Training objectives (DESIGN.md 1.6) and the kernel a config asks for.
+"""Training objectives (docs/method.md, section 5) and the kernel a config asks for.
 
 An objective is `fn(kernel_fn, real, fake, key, cfg) -> (loss, metrics)`:
 `real` and `fake` are point-set pytrees with leaves of shape (B, K, ...)

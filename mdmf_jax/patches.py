@@ -1,4 +1,4 @@
-"""Images -> patch sets Z(x) = {z_1 .. z_K} (DESIGN.md 1.2).
+"""Images -> patch sets Z(x) = {z_1 .. z_K} (docs/method.md, section 2).
 
     patches, (h, w) = patch_set(images, backbone, mode="tokens")
 

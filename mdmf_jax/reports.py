@@ -9,11 +9,12 @@ notebook's inline backend) untouched, which a global `matplotlib.use("Agg")` wou
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import numbers
-import os
 
+from etils import epath
 from matplotlib import colors
 from matplotlib import patches
 from matplotlib.figure import Figure
@@ -52,13 +53,14 @@ def write_table(rows: list[dict], path_stem: str, title: str) -> str:
   markdown = "\n".join(lines) + "\n"
 
   _make_parent_directory(path_stem)
-  with open(f"{path_stem}.md", "w") as f:
+  with epath.Path(f"{path_stem}.md").open("w") as f:
     f.write(markdown)
-  with open(f"{path_stem}.csv", "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(columns)
-    writer.writerows([["" if row[c] is None else row[c] for c in columns] for row in rows])
-  with open(f"{path_stem}.json", "w") as f:
+  table = io.StringIO(newline="")  # csv wants newline="", which cloud paths' open() lacks
+  writer = csv.writer(table)
+  writer.writerow(columns)
+  writer.writerows([["" if row[c] is None else row[c] for c in columns] for row in rows])
+  epath.Path(f"{path_stem}.csv").write_text(table.getvalue())
+  with epath.Path(f"{path_stem}.json").open("w") as f:
     json.dump({"title": title, "columns": columns,
                "rows": [{c: _json_value(row[c]) for c in columns} for row in rows]},
               f, indent=2, allow_nan=False)
@@ -294,10 +296,9 @@ def _figure(width_in: float, height_in: float) -> Figure:
 
 def _save(fig: Figure, path: str) -> None:
   _make_parent_directory(path)
-  fig.savefig(path, dpi=DPI, format="png")
+  with epath.Path(path).open("wb") as f:  # local or a cloud URI (gs://...)
+    fig.savefig(f, dpi=DPI, format="png")
 
 
 def _make_parent_directory(path) -> None:
-  directory = os.path.dirname(str(path))
-  if directory:
-    os.makedirs(directory, exist_ok=True)
+  epath.Path(path).parent.mkdir(parents=True, exist_ok=True)

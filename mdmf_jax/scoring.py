@@ -1,4 +1,4 @@
-"""Scoring images against a reference bank of real patches (DESIGN.md 1.7-1.9).
+"""Scoring images against a reference bank of real patches (docs/method.md, sections 6-8).
 
 For a test image x with PFS patch set X = {x_1..x_K} and the bank R:
 

@@ -18,8 +18,8 @@ import pytest
 import ml_collections
 
 from configs import demo as demo_config
-from mdmf_jax import (checkpoint, config_lib, evaluate, features, metric_log, scoring, train,
-                      train_step)
+from mdmf_jax import (checkpoint, config_lib, evaluate, features, linear_probe, metric_log,
+                      reports, scoring, train, train_step)
 from mdmf_jax.data import decode, pipeline, transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -282,11 +282,31 @@ def test_cloud_workdir_and_data_dir_go_through_epath(tiny_data, memory_bucket, m
   checkpoint.Checkpoints(workdir, save_every=1, keep=1)
   assert [str(d) for d in managers] == [f"{workdir}/checkpoints"]
 
+  # Evaluation's tables, plots and the linear probe go to the bucket too.
+  rows = [{"generator": "g", "auroc": 75.0}]
+  reports.write_table(rows, f"{workdir}/eval/mdmf", "t")
+  assert json.loads(memory_bucket.cat(f"{workdir}/eval/mdmf.json"))["rows"] == rows
+  assert memory_bucket.cat(f"{workdir}/eval/mdmf.md").decode().startswith("### t")
+  reports.plot_roc({"g": (np.array([0.1, 0.9]), np.array([0, 1]))}, f"{workdir}/eval/roc.png")
+  assert memory_bucket.cat(f"{workdir}/eval/roc.png").startswith(b"\x89PNG")
+  probe = linear_probe.Probe(mean=np.zeros(2), scale=np.ones(2), coef=np.array([1.0, -1.0]),
+                             intercept=np.array(0.5), feature="cls", block=None, c=1.0,
+                             val_auroc=((1.0, 90.0),))
+  linear_probe.save(probe, f"{workdir}/eval/probe.json", {"k": 1})
+  np.testing.assert_array_equal(linear_probe.load(f"{workdir}/eval/probe.json", {"k": 1}).coef,
+                                probe.coef)
+  assert not os.path.exists("gs:")  # nothing landed on the local disk
+
   config.data.data_dir = "gs://bucket/tfds"
   with pytest.raises(config_lib.ConfigError, match="config.data.data_dir: no such folder"):
     config_lib.validate(config, device_count=8)
   memory_bucket.mkdir("gs://bucket/tfds")
   memory_bucket.pipe("gs://bucket/tfds/placeholder", b"")
+  config_lib.validate(config, device_count=8)
+  config.data.feature_cache = True  # memory-mapped: only on a local disk
+  with pytest.raises(config_lib.ConfigError, match="config.data.cache_dir: .* local folder"):
+    config_lib.validate(config, device_count=8)
+  config.data.cache_dir = "/tmp/feature_cache"
   config_lib.validate(config, device_count=8)
 
 

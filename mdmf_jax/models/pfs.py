@@ -1,6 +1,6 @@
 """Patch Forensic Signature (PFS) and the deep kernel's learnable parameters.
 
-PFS (DESIGN.md 1.3) maps every patch embedding z (D) independently to a
+PFS (docs/method.md, section 3) maps every patch embedding z (D) independently to a
 forensic signature s (out_dim):
 
     s = Dense_out(Dropout(LayerNorm(GELU(Dense_hidden(z)))))      (exact GELU)
