@@ -132,7 +132,8 @@ def base() -> ml_collections.ConfigDict:
   c.eval.probe_val_split = "val"  # data.name split (reals and fakes) that chooses C
   c.eval.vote_quantile = 0.95  # patch_vote: patch density quantile of the bank
   c.eval.num_heatmaps = 6
-  c.eval.robustness = False
+  c.eval.robustness = False  # each strength below is one more pass over the test split;
+  # an empty tuple skips that perturbation
   c.eval.jpeg_qualities = (100, 90, 80, 70, 60, 50)
   c.eval.blur_sigmas = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
   c.eval.noise_sigmas = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)

@@ -305,6 +305,8 @@ def _robustness(config, scorer, banks, out_dir):
             "blur": ("Gaussian blur sigma (px)", config.eval.blur_sigmas),
             "noise": ("Gaussian noise sigma (fraction of 255)", config.eval.noise_sigmas)}
   for kind, (label, strengths) in sweeps.items():
+    if not strengths:  # a sweep switched off by an empty tuple
+      continue
     auroc = {m: {} for m in banks}
     rows = []
     for strength in strengths:

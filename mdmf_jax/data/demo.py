@@ -85,7 +85,7 @@ def get_config() -> ml_collections.ConfigDict:
       {"name": "realesrgan", "kind": "upscaler", "model": "realesrgan-x4plus"},
   )
   config.autoencoder = ml_collections.ConfigDict(dict(
-      features=(16, 32), latent=8, steps=300, batch_size=16, patch_size=48,
+      features=(16, 32), latent=8, steps=200, batch_size=16, patch_size=48,
       learning_rate=4e-3))
   config.upscaler_batch_size = 8
   return config
