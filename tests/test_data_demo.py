@@ -14,6 +14,7 @@ import sklearn.metrics
 import tensorflow_datasets as tfds
 
 from mdmf_jax.data import autoencoders
+from mdmf_jax.data import debian_photos
 from mdmf_jax.data import decode
 from mdmf_jax.data import demo
 from mdmf_jax.data import demo_photos
@@ -224,3 +225,27 @@ def test_bad_generator_lists_fail_before_any_work(tmp_path):
   with pytest.raises(ValueError, match="train_generator 'nope'"):
     demo.build_demo(str(tmp_path), config=config)
   assert not os.listdir(tmp_path)
+
+
+def test_without_debian_photographs_the_pip_ones_are_used_and_it_says_why(monkeypatch, caplog):
+  def unavailable(packages=None):
+    raise debian_photos.DebianFetchError("apt-get is not on PATH")
+  monkeypatch.setattr(debian_photos, "fetch_photos", unavailable)
+  in_source, cross_source = demo_photos.gather(("pip", "debian"))
+  assert [s.name for s in in_source] == list(demo_photos.PIP_PHOTOS) and cross_source == []
+  assert "apt-get is not on PATH" in caplog.text and "pip photographs alone" in caplog.text
+  with pytest.raises(debian_photos.DebianFetchError, match="apt-get"):
+    demo_photos.gather(("pip", "debian"), required=True)
+
+
+def test_debian_photographs_join_train_or_cross_source_by_package(monkeypatch):
+  def photo(name, package):
+    return debian_photos.Photo(name=name, package=package, group=package, path="p", member="",
+                               sha256="0", licence="GPL-2+", root="/nonexistent")
+  photos = [photo("gcompris/fish/fish1", debian_photos.IN_SOURCE[0]),
+            photo("lomiri/bridge", debian_photos.CROSS_SOURCE[0])]
+  monkeypatch.setattr(debian_photos, "fetch_photos", lambda packages=None: photos)
+  in_source, cross_source = demo_photos.gather(("debian",))
+  assert [(s.name, s.collection) for s in in_source] == [
+      ("gcompris-fish-fish1", debian_photos.IN_SOURCE[0])]
+  assert [(s.name, s.licence) for s in cross_source] == [("lomiri-bridge", "GPL-2+")]
