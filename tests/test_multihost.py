@@ -1,6 +1,7 @@
 """Two processes on localhost (jax.distributed, CPU, explicit distributed.* arguments).
 
-They train, evaluate and, rerun on a new port, detect. Process 1 must pass the
+They train, evaluate and, rerun on a new port, detect; under pmap they train
+and resume. Process 1 must pass the
 workdir guard each time, and both processes must score against one bank: the
 scores they gather must equal one process's evaluation of the same checkpoint.
 """
@@ -138,9 +139,16 @@ def test_two_processes_train_evaluate_and_detect_with_one_bank(split_data, tmp_p
   jax.tree.map(np.testing.assert_array_equal, saved.points, smaller.points)
 
 
-def test_two_processes_train_under_pmap(tiny_data, tmp_path):
+def test_two_processes_train_under_pmap_and_resume(tiny_data, tmp_path):
   workdir = str(tmp_path / "pmap")
-  outputs = run_two(workdir, tiny_data, "--config.parallel=pmap",
-                    "--config.eval.after_training=False")
+  args = ("--config.parallel=pmap", "--config.eval.after_training=False")
+  outputs = run_two(workdir, tiny_data, *args)
   assert digest(outputs[0]) == digest(outputs[1])
   assert "6" in os.listdir(os.path.join(workdir, "checkpoints"))
+  # Cut back to the step-4 checkpoint: a rerun (new port) resumes there on both
+  # processes and ends where the uninterrupted run ended.
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "6"))
+  resumed = run_two(workdir, tiny_data, *args)
+  for output in resumed:
+    assert "resumed from the checkpoint at step 4" in output
+    assert digest(output) == digest(outputs[0])

