@@ -194,7 +194,6 @@ class _Families:
     self._config = config
     self._train_pixels = train_pixels
     self._seed = seed
-    self.stats: dict[str, dict[str, Any]] = {}
 
   def make(self, index: int, entry: Mapping[str, Any]):
     """fake_fn(uint8 crops) -> uint8 fakes for the family `entry`, and its training stats."""
