@@ -10,8 +10,8 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 # One persistent compilation cache for the session, read and written by this process and by
 # the subprocesses tests start (they inherit the environment): many tests train or score the
-# same tiny models, and compiling the same programs again in every test and every process
-# was most of the suite's time. Every small program counts, so no minimum compile time.
+# same tiny models, and compiling the same programs again was most of a training
+# subprocess's CPU time. Every small program counts, so no minimum compile time.
 _COMPILATION_CACHE = tempfile.mkdtemp(prefix="jax_compilation_cache_")
 atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _COMPILATION_CACHE)
