@@ -118,6 +118,15 @@ class Gaussian(OneBandwidth):
     return mmd.gaussian(x, y, bandwidth)
 
 
+class Laplace(OneBandwidth):
+  """exp(-|s_a - s_b|_1 / bandwidth) (mmd.laplace); starts at the median L1 distance, its scale."""
+
+  metric = "l1"
+
+  def kernel(self, x, y, bandwidth):
+    return mmd.laplace(x, y, bandwidth)
+
+
 @dataclasses.dataclass(frozen=True)
 class IMQ(Kernel):
   """(c^2 + |s_a - s_b|^2)^beta (mmd.imq), fixed c > 0 and beta < 0."""
@@ -192,6 +201,7 @@ class Deep(Kernel):
 KERNELS: dict[str, type[Kernel]] = {
     "deep": Deep,
     "gaussian": Gaussian,
+    "laplace": Laplace,
     "imq": IMQ,
     "multi_gaussian": MultiGaussian,
 }

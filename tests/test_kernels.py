@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mdmf_jax import kernels, mmd
-from tests.test_mmd import rand, ref_deep, ref_sq_dists
+from tests.test_mmd import rand, ref_deep, ref_l1_dists, ref_sq_dists
 
 
 def median_of(d):
@@ -60,6 +60,16 @@ def test_gaussian_learned_or_fixed():
   assert fixed.init(None, s, z) == {} and fixed.constrain({}) == {}
   np.testing.assert_allclose(fixed.bind({})(s[:6], s[6:9]),
                              np.exp(-ref_sq_dists(s[:6], s[6:9]) / 2.0), rtol=2e-5)
+
+
+def test_laplace_starts_at_the_median_l1_distance():
+  s, z = sample()
+  unit = make("laplace")
+  raw = unit.init(None, s, z)
+  bandwidth = median_of(ref_l1_dists(s, s))
+  np.testing.assert_allclose(unit.constrain(raw)["bandwidth"], bandwidth, rtol=1e-5)
+  np.testing.assert_allclose(unit.bind(raw)(s[:6], s[6:9]),
+                             np.exp(-ref_l1_dists(s[:6], s[6:9]) / bandwidth), rtol=2e-5)
 
 
 def test_fixed_kernels_take_their_params():
