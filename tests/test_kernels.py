@@ -72,6 +72,25 @@ def test_laplace_starts_at_the_median_l1_distance():
                              np.exp(-ref_l1_dists(s[:6], s[6:9]) / bandwidth), rtol=2e-5)
 
 
+def test_aggregate_starts_on_median_grids_and_mixes_with_learned_weights():
+  s, z = sample()
+  unit = make("aggregate", families=("laplace", "gaussian"), exponents=(-1, 0, 3))
+  raw = unit.init(None, s, z)
+  params = unit.constrain(raw)
+  medians = [median_of(ref_l1_dists(s, s)), median_of(ref_sq_dists(s, s))]
+  np.testing.assert_allclose(params["bandwidths"], np.outer(medians, [0.5, 1.0, 8.0]), rtol=1e-5)
+  np.testing.assert_allclose(params["weights"], np.full((2, 3), 1 / 6), rtol=1e-6)
+  logits = np.array([[0.3, -1.0, 2.0], [0.0, 0.5, -0.2]])
+  bandwidths = np.array([[2.0, 5.0, 9.0], [0.5, 3.0, 30.0]])
+  raw = {"weight_logits": logits, "bandwidths_raw": np.sqrt(bandwidths)}
+  weights = np.exp(logits) / np.exp(logits).sum()
+  x, y = s[:6], s[6:9]
+  expected = sum(weights[0, j] * np.exp(-ref_l1_dists(x, y) / bandwidths[0, j])
+                 + weights[1, j] * np.exp(-ref_sq_dists(x, y) / bandwidths[1, j]) for j in range(3))
+  np.testing.assert_allclose(unit.bind(raw)(x, y), expected, rtol=2e-5)
+  np.testing.assert_allclose(np.diagonal(unit.bind(raw)(x, x)), 1.0, rtol=1e-6)
+
+
 def test_fixed_kernels_take_their_params():
   s, _ = sample()
   x, y = s[:6], s[6:9]
@@ -106,6 +125,8 @@ def test_every_unit_trains(name):
     ("deep", {"bandwidth": 1.0}, "bandwidth", "kernel 'deep' has no parameter 'bandwidth'"),
     ("gaussian", {"bandwidth": "wide"}, "bandwidth", "> 0, got 'wide'"),
     ("imq", {"beta": 0.5}, "beta", "< 0"),
+    ("aggregate", {"families": ("gaussian", "cauchy")}, "families", "distinct names"),
+    ("aggregate", {"exponents": ()}, "exponents", "non-empty"),
     ("multi_gaussian", {"bandwidths": ()}, "bandwidths", "non-empty"),
     ("multi_gaussian", {"bandwidths": (1.0, 0.0)}, "bandwidths", "> 0"),
 ])
