@@ -1,4 +1,5 @@
-"""Kernels, quadratic-time MMD estimators, permutation tests and streaming means.
+"""Kernel functions, quadratic-time MMD estimators, the set-vs-bank score, permutation tests
+and streaming means.
 
 Pure `jax.numpy`: no Flax, no state. Everything here works under `jax.jit`,
 `jax.vmap` over a leading batch of sets, and `jax.grad`.
