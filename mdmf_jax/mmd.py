@@ -387,7 +387,7 @@ def _zero_padding(points, mask):
 
 
 def self_mean_kernels(kernel_fn: KernelFn, points, mask=None) -> Array:
-  """(N, K): mean_k' k(x_nk, x_nk') over the valid patches k' of each set X_n (leaves (N, K, ...))."""
+  """(N, K): mean_k' k(x_nk, x_nk') over the valid patches k' of each set (leaves (N, K, ...))."""
   points = _zero_padding(points, mask)
   return jax.vmap(lambda x, valid: _valid_mean(kernel_fn(x, x), valid))(points, mask)
 

@@ -35,9 +35,8 @@ def test_deep_init_constraints_and_gram():
   np.testing.assert_allclose([params[k] for k in ("eps", "sigma_phi", "sigma_q")],
                              [1 / (1 + np.exp(1.5)), 4.0, 9.0], rtol=1e-6)
   x, y = unit.points(s[:7], z[:7]), unit.points(s[7:12], z[7:12])
-  np.testing.assert_allclose(unit.bind(raw)(x, y),
-                             ref_deep(s[:7], s[7:12], z[:7], z[7:12], 1 / (1 + np.exp(1.5)), 4.0, 9.0),
-                             rtol=2e-5, atol=1e-7)
+  expected = ref_deep(s[:7], s[7:12], z[:7], z[7:12], 1 / (1 + np.exp(1.5)), 4.0, 9.0)
+  np.testing.assert_allclose(unit.bind(raw)(x, y), expected, rtol=2e-5, atol=1e-7)
 
 
 def test_deep_defaults_are_mmd_d_start():
