@@ -9,14 +9,13 @@ checks the result against `base()` before any work starts: an unknown
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 
 from etils import epath
 import ml_collections
 from ml_collections import config_dict
 
-from mdmf_jax import mmd, objectives, parallel, patches, scoring
+from mdmf_jax import kernels, objectives, parallel, patches, scoring
 from mdmf_jax.models import pretrained, vit
 
 _optional_str = lambda: config_dict.placeholder(str)
@@ -53,9 +52,10 @@ def base() -> ml_collections.ConfigDict:
   c.pfs.dropout = 0.1
 
   c.kernel = ml_collections.ConfigDict()
-  c.kernel.name = "deep"  # a key of mmd.KERNELS
-  c.kernel.params = ml_collections.ConfigDict()  # fixed params of non-deep kernels
-  c.kernel.learn_bandwidth = True  # non-deep kernels: bandwidth := learned sigma_phi
+  c.kernel.name = "deep"  # a key of kernels.KERNELS
+  # The unit's fixed parameters (its dataclass fields, checked by the unit);
+  # unset ones keep the unit's defaults. What is learned is the unit's choice.
+  c.kernel.params = ml_collections.ConfigDict()
 
   c.objective = ml_collections.ConfigDict()
   c.objective.name = "mmd_d"  # a key of objectives.OBJECTIVES
@@ -224,7 +224,11 @@ def validate(config, *, device_count=None):
     _fail("backbone.weights", f"no such file or folder, nor a name in "
           f"{sorted(pretrained.PRETRAINED)}: {weights}")
   _choice("patches.mode", config.patches.mode, ("tokens", "pooled_tokens", "crops"))
-  _choice("kernel.name", config.kernel.name, mmd.KERNELS)
+  _choice("kernel.name", config.kernel.name, kernels.KERNELS)
+  try:
+    kernels.make(config.kernel)
+  except kernels.ParamError as e:
+    _fail(f"kernel.params.{e.param}", str(e))
   _choice("objective.name", config.objective.name, objectives.OBJECTIVES)
   _choice("optim.name", config.optim.name, ("adamw", "adam", "sgd"))
   for field in ("pfs.hidden_dim", "pfs.out_dim", "optim.lr", "data.batch_size",
@@ -281,12 +285,4 @@ def validate(config, *, device_count=None):
   per_group = config.data.batch_size // (2 * groups)
   if config.objective.name == "image_score" and per_group < 2:
     _fail("objective.groups", "image_score needs >= 2 real and 2 fake images per group")
-  if config.kernel.name != "deep":
-    name = config.kernel.name
-    takes_bandwidth = "bandwidth" in inspect.signature(mmd.KERNELS[name]).parameters
-    if config.kernel.learn_bandwidth and not takes_bandwidth:
-      _fail("kernel.learn_bandwidth", f"kernel {name!r} has no bandwidth to learn")
-    if not config.kernel.learn_bandwidth and takes_bandwidth and (
-        "bandwidth" not in config.kernel.params):
-      _fail("kernel.params", f"kernel {name!r} needs a bandwidth (or learn_bandwidth=True)")
   return config

@@ -172,10 +172,11 @@ def load_bank(path) -> scoring.Bank:
 
 
 def bank_settings(config, scorer) -> dict:
-  """What a bank depends on beyond the workdir's guarded config: eval.bank_* and the PFS."""
+  """What a bank depends on beyond the workdir's guarded config: eval.bank_* and the trained
+  PFS and kernel."""
   return {"split": config.eval.bank_split, "images": config.eval.bank_images,
           "patches": config.eval.bank_patches, "vote_quantile": config.eval.vote_quantile,
-          "pfs_sha256": train.params_digest(scorer.params["pfs"])}
+          "trained_sha256": train.params_digest(scorer.params["trained"])}
 
 
 def _saved_settings(path) -> dict | None:

@@ -4,8 +4,11 @@ Only process 0 writes; the other processes get a logger that does nothing.
 The workdir may be a cloud URI (gs://, s3://): files go through etils.epath.
 
     log = MetricLog(workdir, total_steps=1000, images_per_step=32, start_step=0)
-    log.write(step, {"loss": ..., "j": ..., "mmd2": ..., "grad_norm": ...})
+    log.write(step, {"loss": ..., "grad_norm": ..., "j": ..., "kernel/eps": ...})
     log.close()
+
+Any keys are logged under their own names; an array metric of n values is
+logged as name/0 .. name/(n-1).
 """
 
 from __future__ import annotations
@@ -82,21 +85,32 @@ class MetricLog:
     now = time.perf_counter()
     steps_per_s = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
-    scalars = {k: float(np.asarray(v)) for k, v in metrics.items()}
+    scalars = _scalars(metrics)
+    logged = ", ".join(f"{name} {value:.4g}" for name, value in scalars.items())
     scalars.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * self.images_per_step)
     for name, value in scalars.items():
       self.writer.add_scalar(name, value, step)
     self.jsonl.write_line(json.dumps({"step": step, **scalars}))
     eta = (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
-    logging.info("step %d/%d  loss %.4f  J %.3f  mmd2 %.3g  |g| %.3g  %.2f steps/s  "
-                 "%.1f images/s  ETA %s", step, self.total_steps, scalars["loss"], scalars["j"],
-                 scalars["mmd2"], scalars["grad_norm"], steps_per_s, scalars["images_per_s"],
-                 _duration(eta))
+    logging.info("step %d/%d  %s  %.2f steps/s  %.1f images/s  ETA %s", step,
+                 self.total_steps, logged, steps_per_s, scalars["images_per_s"], _duration(eta))
 
   def close(self):
     if self.active:
       self.writer.close()
       self.jsonl.close()
+
+
+def _scalars(metrics: dict) -> dict:
+  """{name: float}, sorted by name; an array of n values becomes name/0 .. name/(n-1)."""
+  scalars = {}
+  for name, value in sorted(metrics.items()):
+    value = np.asarray(value, np.float64)
+    if value.ndim == 0:
+      scalars[name] = float(value)
+    else:
+      scalars.update((f"{name}/{i}", float(v)) for i, v in enumerate(value.ravel()))
+  return scalars
 
 
 def _duration(seconds: float) -> str:

@@ -1,4 +1,5 @@
-"""Kernels, quadratic-time MMD estimators, permutation tests and streaming means.
+"""Kernel functions, quadratic-time MMD estimators, the set-vs-bank score, permutation tests
+and streaming means.
 
 Pure `jax.numpy`: no Flax, no state. Everything here works under `jax.jit`,
 `jax.vmap` over a leading batch of sets, and `jax.grad`.
@@ -7,8 +8,9 @@ Conventions
 -----------
 * A point set is an array of shape (m, d). The deep kernel's points are pairs
   `(s, z)` of PFS features s (m, d') and raw features z (m, D).
-* A kernel is `kernel(x, y, **params) -> (m, n)` Gram matrix; `KERNELS` maps a
-  name to it. Bind parameters with `functools.partial` to get a `kernel_fn(x, y)`.
+* A kernel is `kernel(x, y, **params) -> (m, n)` Gram matrix. Bind parameters
+  with `functools.partial` to get a `kernel_fn(x, y)`; kernels.py binds the
+  configured kernel with its learned parameters.
 * Bandwidths divide the distance exactly as written (no hidden factor 2):
   gaussian is exp(-|x - y|^2 / bandwidth), so a median heuristic for it returns
   the median *squared* distance.
@@ -21,7 +23,7 @@ Conventions
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -114,22 +116,13 @@ def deep(x, y, eps, sigma_phi, sigma_q) -> Array:
 
   s are PFS features, z raw backbone features. eps in (0, 1) and the sigmas
   > 0 are the constrained values (the raw, learnable parametrisation lives in
-  models/pfs.py).
+  kernels.Deep).
   """
   s_x, z_x = x
   s_y, z_y = (None, None) if y is x else y  # None: exact zero self-distances
   d2_s = pairwise_sq_dists(s_x, s_y)
   d2_z = pairwise_sq_dists(z_x, z_y)
   return ((1.0 - eps) * jnp.exp(-d2_s / sigma_phi) + eps) * jnp.exp(-d2_z / sigma_q)
-
-
-KERNELS: dict[str, Callable[..., Array]] = {
-    "gaussian": gaussian,
-    "laplace": laplace,
-    "imq": imq,
-    "multi_gaussian": multi_gaussian,
-    "deep": deep,
-}
 
 
 def gram_matrices(kernel_fn: KernelFn, x, y) -> tuple[Array, Array, Array]:
@@ -276,20 +269,6 @@ def j_statistic(kxx, kyy, kxy, reg=1e-8, mask=None):
   return studentise(*paired_mmd2_and_variance(kxx, kyy, kxy, mask), reg)
 
 
-def witness(k_test_test, k_test_ref, mask_test=None, mask_ref=None):
-  """Empirical MMD witness at each test point: w(t_k) = mean_t k(t_k, t) - mean_r k(t_k, r).
-
-  Means run over all valid test points (t_k itself included) and all valid
-  reference points. Positive where the test set is denser than the reference:
-  reshaped to the patch grid it is the defect heat map.
-  """
-  k_tt = _masked_gram(k_test_test, mask_test, mask_test)
-  k_tr = _masked_gram(k_test_ref, mask_test, mask_ref)
-  num_test = _count(mask_test, k_tt.shape[1], k_tt.dtype)
-  num_ref = _count(mask_ref, k_tr.shape[1], k_tr.dtype)
-  return jnp.sum(k_tt, axis=1) / num_test - jnp.sum(k_tr, axis=1) / num_ref
-
-
 def set_mmd2(kernel_fn: KernelFn, x, y, estimator="unbiased", mask_x=None, mask_y=None):
   """`mmd2` between two point sets for a bound kernel."""
   return mmd2(*gram_matrices(kernel_fn, x, y), estimator, mask_x, mask_y)
@@ -380,3 +359,78 @@ def streamed_mean_kernel(kernel_fn: KernelFn, t, r, block_size=4096, mask_r=None
   init = jnp.zeros((_num_points(t),), _compute_dtype(*jax.tree.leaves(t)))
   total, _ = jax.lax.scan(add_block, init, (jax.tree.map(to_blocks, r), valid_r))
   return total / jnp.sum(valid_r, dtype=total.dtype)
+
+
+# --------------------------------------------------------------------------
+# Patch sets against a bank: the test-time score and its witness.
+# --------------------------------------------------------------------------
+
+
+def pool_patches(points):
+  """Leaves (N, K, ...) -> (N * K, ...): the patches of N sets as one set."""
+  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
+
+
+def _valid_mean(values, mask):
+  """Mean over the last axis of the entries `mask` marks (all of them when mask is None)."""
+  if mask is None:
+    return jnp.mean(values, axis=-1)
+  return jnp.sum(jnp.where(mask, values, 0.0), axis=-1) / jnp.sum(mask, -1, dtype=values.dtype)
+
+
+def _zero_padding(points, mask):
+  """Padded patches set to 0: finite in every kernel evaluation and its gradient."""
+  if mask is None:
+    return points
+  expand = lambda a: mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim))
+  return jax.tree.map(lambda a: jnp.where(expand(a), a, jnp.zeros((), a.dtype)), points)
+
+
+def self_mean_kernels(kernel_fn: KernelFn, points, mask=None) -> Array:
+  """(N, K): mean_k' k(x_nk, x_nk') over the valid patches k' of each set (leaves (N, K, ...))."""
+  points = _zero_padding(points, mask)
+  return jax.vmap(lambda x, valid: _valid_mean(kernel_fn(x, x), valid))(points, mask)
+
+
+def set_mmd2_from_means(self_means, bank_means, bank_mean, mask=None):
+  """(MMD^2_b(X_n, R) (N,), witness (N, K)) of patch sets X_n against a bank R:
+
+    MMD^2_b(X_n, R) = mean_k self_means[n, k] + bank_mean - 2 mean_k bank_means[n, k]
+    witness[n, k]   = self_means[n, k] - bank_means[n, k]
+
+  from self_means = `self_mean_kernels`, bank_means[n, k] = mean_r k(x_nk, r) and
+  bank_mean = mean_rr' k(r, r') (a scalar, or (N,) when every set has its own
+  bank). Means over k run over the valid patches of `mask` (N, K); padded
+  patches get a NaN witness. The one formula of the set score: `bank_mmd2` and
+  objectives.image_score both end here.
+  """
+  scores = _valid_mean(self_means, mask) + bank_mean - 2.0 * _valid_mean(bank_means, mask)
+  witness = self_means - bank_means
+  if mask is not None:
+    witness = jnp.where(mask, witness, jnp.nan)
+  return scores, witness
+
+
+class BankMMD(NamedTuple):
+  mmd2: Array  # (N,) biased MMD^2 of each set against the bank
+  witness: Array  # (N, K) per-patch witness, the heat map (NaN at padded patches)
+  bank_density: Array  # (N, K) mean_r k(x_nk, r), each patch's density under the bank
+
+
+def bank_mmd2(kernel_fn: KernelFn, points, bank, bank_mean, *, mask=None,
+              block_size=4096) -> BankMMD:
+  """Biased MMD^2 of each of N patch sets against a bank, and the witness of every patch.
+
+  points: leaves (N, K, ...), N sets of K patches, `mask` (N, K) marking the
+  valid ones (None: all); bank: leaves (R, ...); bank_mean: mean_rr' k(r, r'),
+  computed once per bank. The bank streams in blocks of `block_size`
+  (`streamed_mean_kernel`), so memory is O(block_size * N * K) for any R. A set
+  padded with masked patches scores exactly as the unpadded set.
+  """
+  points = _zero_padding(points, mask)
+  num, patches = jax.tree.leaves(points)[0].shape[:2]
+  density = streamed_mean_kernel(kernel_fn, pool_patches(points), bank, block_size)
+  density = density.reshape(num, patches)
+  scores, witness = set_mmd2_from_means(self_mean_kernels(kernel_fn, points, mask), density,
+                                        bank_mean, mask)
+  return BankMMD(scores, witness, density)

@@ -1,51 +1,29 @@
-"""Training objectives (docs/method.md, section 5) and the kernel a config asks for.
+"""Training objectives (docs/method.md, section 5).
 
 An objective is `fn(kernel_fn, real, fake, key, cfg) -> (loss, metrics)`:
 `real` and `fake` are point-set pytrees with leaves of shape (B, K, ...)
-(B images of K patches), `kernel_fn(x, y)` a bound kernel from `mmd`, and
-`cfg` the config's `objective` block. Adding one is a function plus a line in
+(B images of K patches), `kernel_fn(x, y)` the bound kernel (kernels.py), and
+`cfg` the config's `objective` block. `metrics` is a flat dict of scalars,
+logged under its own names. Adding one is a function plus a line in
 `OBJECTIVES`.
 
 * mmd_d (default): pool the real patches into X and the fake patches into Y,
   keep a random `patches_per_side` of each, and minimise -J(X, Y) with MMD-D's
   paired U statistic and its variance.
-* mmd_mp: the same with MMD-MP's proxy, which drops the fake-fake term (the
-  fakes come from many generators, so their spread is not a signal).
+* mmd_mp: the same with MMD-MP's proxy `mpp`, which drops the fake-fake term
+  (the fakes come from many generators, so their spread is not a signal).
 * image_score: score every image against the batch's real patches with the
   biased set MMD used at test time (a real image never against its own
-  patches) and maximise Welch's t between fake and real scores.
+  patches) and maximise Welch's t between fake and real scores; logs that
+  `welch_t`, the `score_gap` of mean scores and its `gap_variance`.
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
 
 from mdmf_jax import mmd
-from mdmf_jax.models import pfs
-
-
-def bind_kernel(kernel_cfg, pfs_params):
-  """(kernel_fn, uses_raw) for the config's kernel and the current PFS params.
-
-  "deep" is MMD-D's kernel on (s, z) pairs with its learned eps and sigmas;
-  every other `mmd.KERNELS` entry acts on the PFS signatures s alone, with
-  `kernel_cfg.params` as its parameters, and with `bandwidth` replaced by the
-  learned sigma_phi when `kernel_cfg.learn_bandwidth` is set.
-  """
-  if kernel_cfg.name == "deep":
-    return functools.partial(mmd.deep, **pfs.kernel_params(pfs_params)), True
-  params = dict(kernel_cfg.params)
-  if kernel_cfg.learn_bandwidth:
-    params["bandwidth"] = pfs.kernel_params(pfs_params)["sigma_phi"]
-  return functools.partial(mmd.KERNELS[kernel_cfg.name], **params), False
-
-
-def pool_patches(points):
-  """Leaves (N, K, ...) -> (N * K, ...): the patches of N sets as one set."""
-  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
 
 
 def _subsample(points, key, size):
@@ -58,8 +36,8 @@ def _subsample(points, key, size):
 
 def _pooled_pair(real, fake, key, cfg):
   key_real, key_fake = jax.random.split(key)
-  x = _subsample(pool_patches(real), key_real, cfg.patches_per_side)
-  y = _subsample(pool_patches(fake), key_fake, cfg.patches_per_side)
+  x = _subsample(mmd.pool_patches(real), key_real, cfg.patches_per_side)
+  y = _subsample(mmd.pool_patches(fake), key_fake, cfg.patches_per_side)
   return x, y
 
 
@@ -74,7 +52,7 @@ def mmd_mp(kernel_fn, real, fake, key, cfg):
   x, y = _pooled_pair(real, fake, key, cfg)
   stat, var = mmd.mpp_and_variance(kernel_fn(x, x), kernel_fn(x, y))
   j = mmd.studentise(stat, var, cfg.reg)
-  return -j, {"mmd2": stat, "variance": var, "j": j}
+  return -j, {"mpp": stat, "variance": var, "j": j}
 
 
 def _block_sums(k, rows, cols):
@@ -87,20 +65,21 @@ def image_scores(kernel_fn, images, reference, exclude):
 
   images: leaves (N, K, ...); reference: leaves (R, K, ...); exclude: (N, R)
   bool, reference images left out of image n's bank (a real image's own).
-  Built from image-level block sums of three Gram matrices, so the N leave-out
-  banks cost nothing extra.
+  The kernel means come from image-level block sums of three Gram matrices, so
+  the N leave-out banks cost nothing extra; the score is mmd.set_mmd2_from_means.
   """
   n, r = exclude.shape
-  flat_images, flat_ref = pool_patches(images), pool_patches(reference)
-  k_ii = jax.vmap(lambda a: jnp.mean(kernel_fn(a, a)))(images)  # mean_k,k' k(x_k, x_k')
-  cross = _block_sums(kernel_fn(flat_images, flat_ref), n, r)  # (N, R)
+  patches = jax.tree.leaves(images)[0].shape[1]
+  flat_images, flat_ref = mmd.pool_patches(images), mmd.pool_patches(reference)
+  # (N, K, R): sum_k' k(x_nk, r_ak') per reference image a.
+  cross = kernel_fn(flat_images, flat_ref).reshape(n, patches, r, -1).sum(axis=3)
   ref_ref = _block_sums(kernel_fn(flat_ref, flat_ref), r, r)  # (R, R)
   keep = (~exclude).astype(cross.dtype)
-  patches = jax.tree.leaves(images)[0].shape[1]
   bank_size = jnp.sum(keep, axis=1) * patches
-  mean_cross = jnp.sum(cross * keep, axis=1) / (patches * bank_size)
-  mean_bank = jnp.einsum("na,ab,nb->n", keep, ref_ref, keep) / bank_size**2
-  return k_ii + mean_bank - 2.0 * mean_cross
+  bank_means = jnp.einsum("nkr,nr->nk", cross, keep) / bank_size[:, None]
+  bank_mean = jnp.einsum("na,ab,nb->n", keep, ref_ref, keep) / bank_size**2
+  self_means = mmd.self_mean_kernels(kernel_fn, images)
+  return mmd.set_mmd2_from_means(self_means, bank_means, bank_mean)[0]
 
 
 def image_score(kernel_fn, real, fake, key, cfg):
@@ -116,7 +95,7 @@ def image_score(kernel_fn, real, fake, key, cfg):
   gap = jnp.mean(fake_scores) - jnp.mean(real_scores)
   var = jnp.var(fake_scores, ddof=1) / num_fake + jnp.var(real_scores, ddof=1) / num_real
   t = mmd.studentise(gap, var, cfg.reg)
-  return -t, {"mmd2": gap, "variance": var, "j": t}
+  return -t, {"welch_t": t, "score_gap": gap, "gap_variance": var}
 
 
 OBJECTIVES = {"mmd_d": mmd_d, "mmd_mp": mmd_mp, "image_score": image_score}

@@ -5,10 +5,10 @@ For a test image x with PFS patch set X = {x_1..x_K} and the bank R:
     score(x) = MMD^2_b(X, R) = mean_kk' k(x_k, x_k') + mean_rr' k(r, r')
                                - 2 mean_k mean_r k(x_k, r)
 
-The R-R term is a constant computed once when the bank is built; the cross
-term streams R in blocks (mmd.streamed_mean_kernel), so memory is bounded for
-any bank size. The per-patch witness w(x_k) = mean_k' k(x_k, x_k') -
-mean_r k(x_k, r) comes out of the same two terms: it is the heat map.
+The R-R term is a constant computed once when the bank is built; the rest,
+and the per-patch witness w(x_k) = mean_k' k(x_k, x_k') - mean_r k(x_k, r)
+(the heat map), is mmd.bank_mmd2, which streams R in blocks, so memory is
+bounded for any bank size. Nothing here imports training code.
 
 Methods (same featurisation, same kernel, `config.eval.methods`):
 * "mdmf": the score above.
@@ -32,14 +32,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mdmf_jax import mmd, objectives, train_step
+from mdmf_jax import kernels, mmd
+from mdmf_jax.models import pfs
 
 METHODS = ("mdmf", "linear_probe", "global", "patch_vote")  # the order of the tables
 
 
 @flax.struct.dataclass
 class Bank:
-  """Reference points of one method: `points` (s, or (s, z) for the deep kernel),
+  """Reference points of one method: `points` (the kernel's points: s, or (s, z)),
   `rr_mean` = mean_rr' k(r, r'), and for patch_vote the density threshold (else NaN)."""
 
   points: Any
@@ -49,15 +50,10 @@ class Bank:
 
 def score_points(kernel_fn, points, bank: Bank, method: str, block_size: int):
   """(scores (N,), witness heat (N, K)) of (N, K, ...) points against `bank`."""
-  self_means = jax.vmap(lambda x: jnp.mean(kernel_fn(x, x), axis=1))(points)
-  num, patches = jax.tree.leaves(points)[0].shape[:2]
-  cross = mmd.streamed_mean_kernel(kernel_fn, objectives.pool_patches(points), bank.points,
-                                   block_size)
-  cross = cross.reshape(num, patches)
-  heat = self_means - cross
+  result = mmd.bank_mmd2(kernel_fn, points, bank.points, bank.rr_mean, block_size=block_size)
   if method == "patch_vote":
-    return jnp.mean(cross < bank.vote_threshold, axis=1), heat
-  return jnp.mean(self_means, axis=1) + bank.rr_mean - 2.0 * jnp.mean(cross, axis=1), heat
+    return jnp.mean(result.bank_density < bank.vote_threshold, axis=1), result.witness
+  return result.mmd2, result.witness
 
 
 class Scorer:
@@ -70,28 +66,29 @@ class Scorer:
   functions as arguments, never as compile-time constants.
   """
 
-  def __init__(self, config, featurize, backbone_params, pfs_params, *, block_size=4096,
+  def __init__(self, config, featurize, backbone_params, params, *, block_size=4096,
                global_featurize=None):
+    """`params`: the trained {"pfs": ..., "kernel": ...} of a train state."""
     self.config, self.block_size = config, block_size
-    self.params = {"backbone": backbone_params, "pfs": pfs_params}
+    self.params = {"backbone": backbone_params, "trained": params}
     self._featurize, self._global_featurize = featurize, global_featurize
-    self._pfs = train_step.pfs_model(config.pfs)
+    self._pfs, self._kernel = pfs.make(config.pfs), kernels.make(config.kernel)
     self._points = jax.jit(self._points_fn)
     self._scores = jax.jit(self._scores_fn, static_argnames="methods")
     self._global = jax.jit(global_featurize) if global_featurize else None
 
-  def kernel_fn(self, pfs_params=None):
-    return objectives.bind_kernel(self.config.kernel, pfs_params or self.params["pfs"])[0]
+  def kernel_fn(self, trained=None):
+    """The kernel bound to its trained parameters (`trained`: default, this Scorer's)."""
+    return self._kernel.bind((trained or self.params["trained"])["kernel"])
 
-  def to_points(self, pfs_params, z):
-    """PFS signatures s of patch features z, paired with z for the deep kernel."""
-    s = self._pfs.apply({"params": pfs_params}, z)
-    return (s, z) if self.config.kernel.name == "deep" else s
+  def to_points(self, trained, z):
+    """The kernel's points of patch features z: PFS signatures s, or (s, z)."""
+    return self._kernel.points(self._pfs.apply({"params": trained["pfs"]}, z), z)
 
   def _points_fn(self, params, images):
     z = self._featurize(params["backbone"], images)
-    return {"mdmf": self.to_points(params["pfs"], z),
-            "global": self.to_points(params["pfs"], jnp.mean(z, axis=1, keepdims=True))}
+    return {"mdmf": self.to_points(params["trained"], z),
+            "global": self.to_points(params["trained"], jnp.mean(z, axis=1, keepdims=True))}
 
   def points(self, images):
     """{"mdmf": (N, K, ...) patch points, "global": (N, 1, ...) mean-pooled points}."""
@@ -99,7 +96,7 @@ class Scorer:
 
   def bank_from_points(self, points, method, vote_quantile=0.95) -> Bank:
     """The Bank of `method` from (N, K, ...) points of clean real images."""
-    flat = objectives.pool_patches(points)
+    flat = mmd.pool_patches(points)
     densities = mmd.streamed_mean_kernel(self.kernel_fn(), flat, flat, self.block_size)
     # patch_vote: a patch is "fake" when its density is below that of all but
     # the lowest (1 - q) of the bank's own patches.
@@ -115,7 +112,7 @@ class Scorer:
 
   def _scores_fn(self, params, banks, images, methods):
     points = self._points_fn(params, images)  # unused outputs are compiled away
-    kernel_fn = self.kernel_fn(params["pfs"])
+    kernel_fn = self.kernel_fn(params["trained"])
     out = {}
     for m in methods:
       if m == "linear_probe":

@@ -1,6 +1,8 @@
 """Train state, optimiser and the one update step (pure; no I/O).
 
-Only the PFS and the kernel's raw parameters are trained. The step's batch is
+Only the PFS and the kernel's raw parameters are trained, by one optimiser:
+params = {"pfs": PFS params, "kernel": the kernel unit's raw params
+(kernels.py)}. The step's batch is
 {"real": x, "fake": x} with x of shape (G, b, ...): G groups of b images,
 given either as images (G, b, H, W, 3), turned into patch features (G, b, K, D)
 by `featurize(backbone_params, images)` inside the step, before and outside the
@@ -25,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mdmf_jax import objectives
+from mdmf_jax import kernels, objectives
 from mdmf_jax.models import pfs
 
 
@@ -56,12 +58,8 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), opt)
 
 
-def pfs_model(cfg) -> pfs.PFS:
-  return pfs.PFS(hidden_dim=cfg.hidden_dim, out_dim=cfg.out_dim, dropout_rate=cfg.dropout)
-
-
 def init_state(config, features, rng) -> TrainState:
-  """Fresh state; the kernel bandwidths start at the median heuristic on `features`.
+  """Fresh state; the kernel's parameters start from `features` (kernels.py, `init`).
 
   `features`: a (N, K, D) sample of patch features (real and fake) from the
   training data. Compiled as one program (op-by-op, initialisation compiles
@@ -71,27 +69,27 @@ def init_state(config, features, rng) -> TrainState:
 
 
 def _init_state(config, features, rng) -> TrainState:
-  init_key, median_key, state_key = jax.random.split(rng, 3)
-  model = pfs_model(config.pfs)
-  params = model.init(init_key, features[:1])["params"]
-  signatures = model.apply({"params": params}, features)
-  params = pfs.init_bandwidths(params, signatures, features, key=median_key)
+  init_key, kernel_key, state_key = jax.random.split(rng, 3)
+  model = pfs.make(config.pfs)
+  pfs_params = model.init(init_key, features[:1])["params"]
+  signatures = model.apply({"params": pfs_params}, features)
+  pooled = lambda a: a.reshape(-1, a.shape[-1])
+  kernel_params = kernels.make(config.kernel).init(kernel_key, pooled(signatures), pooled(features))
+  params = {"pfs": pfs_params, "kernel": kernel_params}
   opt_state = make_optimizer(config).init(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                     rng=jax.random.key_data(state_key))
 
 
 def _group_loss(params, real, fake, key, *, config):
-  model = pfs_model(config.pfs)
+  model, kernel = pfs.make(config.pfs), kernels.make(config.kernel)
   dropout_key, objective_key = jax.random.split(key)
-  embed = lambda z, k: model.apply({"params": params}, z, train=True, rngs={"dropout": k})
+  embed = lambda z, k: model.apply({"params": params["pfs"]}, z, train=True, rngs={"dropout": k})
   real_key, fake_key = jax.random.split(dropout_key)
   s_real, s_fake = embed(real, real_key), embed(fake, fake_key)
-  kernel_fn, uses_raw = objectives.bind_kernel(config.kernel, params)
-  points = (lambda s, z: (s, z)) if uses_raw else (lambda s, z: s)
   objective = objectives.OBJECTIVES[config.objective.name]
-  return objective(kernel_fn, points(s_real, real), points(s_fake, fake), objective_key,
-                   config.objective)
+  return objective(kernel.bind(params["kernel"]), kernel.points(s_real, real),
+                   kernel.points(s_fake, fake), objective_key, config.objective)
 
 
 def _features(featurize, backbone_params, x):
@@ -131,7 +129,8 @@ def train_step(state: TrainState, batch, backbone_params=None, *, config, featur
     loss, metrics, grads = jax.lax.pmean((loss, metrics, grads), axis_name)
   updates, opt_state = make_optimizer(config).update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  kernel_params = kernels.make(config.kernel).constrain(state.params["kernel"])
   metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
              "update_norm": optax.tree.norm(updates),
-             **pfs.kernel_params(state.params)}
+             **{f"kernel/{name}": value for name, value in kernel_params.items()}}
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from configs import kernel_study, progan_4class
-from mdmf_jax import config_lib
+from mdmf_jax import config_lib, kernels, objectives
 from tests.test_train import REPO, main_command, set_field, tiny_config
 
 
@@ -29,7 +29,9 @@ from tests.test_train import REPO, main_command, set_field, tiny_config
     ("data.build_demo", True, "config.data.build_demo: builds mdmf_demo, but data.name is"),
     ("data.data_dir", "/nonexistent/tfds", "config.data.data_dir: no such folder"),
     ("pfs.dropout", 1.0, r"config.pfs.dropout: must be in \[0, 1\), got 1.0"),
-    ("kernel.name", "imq", "config.kernel.learn_bandwidth: kernel 'imq' has no bandwidth"),
+    ("kernel.params", {"eps_init": 1.0}, r"config.kernel.params.eps_init: must be a number in \(0, 1\)"),
+    ("kernel.params", {"bandwidth": 2.0}, "config.kernel.params.bandwidth: kernel 'deep' has no "
+     "parameter 'bandwidth'"),
     ("train.log_every", 2.5, "config.train.log_every: expected int, got float 2.5"),
 ])
 def test_config_error_names_the_field(tiny_data, field, value, message):
@@ -56,7 +58,7 @@ def test_progan_4class_config_validates(tmp_path):
 
 
 @pytest.mark.parametrize("kernel,objective", itertools.product(
-    kernel_study.KERNEL_PARAMS, ("mmd_d", "mmd_mp", "image_score")))
+    kernels.KERNELS, objectives.OBJECTIVES))
 def test_kernel_study_configs_validate(kernel, objective, tmp_path):
   config = kernel_study.get_config(f"{kernel},{objective}")
   config.data.data_dir = str(tmp_path)

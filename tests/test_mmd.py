@@ -87,10 +87,11 @@ KERNEL_CASES = {
 def test_kernels_match_reference(name):
   params, ref = KERNEL_CASES[name]
   x, y = rand(0, 13, 6), rand(1, 9, 6)
-  np.testing.assert_allclose(mmd.KERNELS[name](x, y, **params), ref(x, y), rtol=2e-5, atol=1e-6)
+  kernel = getattr(mmd, name)
+  np.testing.assert_allclose(kernel(x, y, **params), ref(x, y), rtol=2e-5, atol=1e-6)
   with jax.enable_x64(True):
     x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
-    out = mmd.KERNELS[name](x64, y64, **params)
+    out = kernel(x64, y64, **params)
     assert out.dtype == jnp.float64
     np.testing.assert_allclose(out, ref(x, y), rtol=1e-12)
 
@@ -99,7 +100,7 @@ def test_deep_kernel_matches_formula():
   sx, sy, zx, zy = rand(0, 7, 4), rand(1, 5, 4), rand(2, 7, 10), rand(3, 5, 10)
   params = dict(eps=0.1, sigma_phi=2.0, sigma_q=15.0)
   np.testing.assert_allclose(
-      mmd.KERNELS["deep"]((sx, zx), (sy, zy), **params),
+      mmd.deep((sx, zx), (sy, zy), **params),
       ref_deep(sx, sy, zx, zy, **params), rtol=2e-5, atol=1e-7)
   # Self Gram: exact ones on the diagonal, symmetric; swapping the sets transposes.
   k_xx = np.asarray(mmd.deep((sx, zx), (sx, zx), **params))
@@ -107,10 +108,6 @@ def test_deep_kernel_matches_formula():
   np.testing.assert_allclose(k_xx, k_xx.T, rtol=1e-6)
   np.testing.assert_allclose(mmd.deep((sy, zy), (sx, zx), **params),
                              np.asarray(mmd.deep((sx, zx), (sy, zy), **params)).T, rtol=1e-6)
-
-
-def test_registry_has_every_kernel():
-  assert {"gaussian", "laplace", "imq", "multi_gaussian", "deep"} <= set(mmd.KERNELS)
 
 
 def test_sq_dists_exact_diagonal_and_stable_under_offset():
@@ -263,20 +260,52 @@ def test_masked_paired_and_mpp():
   np.testing.assert_allclose((stat, var), ref_mpp(kxx, kxy), rtol=1e-3, atol=1e-6)
 
 
-def test_witness():
-  rng = np.random.default_rng(2)
-  t, r = rand(0, 8, 3, shift=1.0), rand(1, 30, 3)
-  kernel = functools.partial(mmd.gaussian, bandwidth=2.0)
-  k_tt, k_tr = np.asarray(kernel(t, t)), np.asarray(kernel(t, r))
-  expected = [
-      np.mean([np.exp(-np.sum((t[k] - s) ** 2) / 2.0) for s in t])
-      - np.mean([np.exp(-np.sum((t[k] - s) ** 2) / 2.0) for s in r])
-      for k in range(len(t))
-  ]
-  np.testing.assert_allclose(mmd.witness(k_tt, k_tr), expected, rtol=1e-5, atol=1e-7)
-  vt, vr = np.r_[np.ones(8, bool), np.zeros(2, bool)], rng.permutation(np.r_[np.ones(30), np.zeros(5)]).astype(bool)
-  out = mmd.witness(pad_gram(k_tt, vt, vt, rng), pad_gram(k_tr, vt, vr, rng), vt, vr)
-  np.testing.assert_allclose(out[vt], expected, rtol=1e-5, atol=1e-7)
+def ref_bank_mmd2(ref_kernel, sets, bank):
+  """float64 biased MMD^2 of each set against the bank, and its witness, from the definitions."""
+  k_rr = ref_kernel(bank, bank)
+  scores, witnesses = [], []
+  for x in sets:
+    k_xx, k_xr = ref_kernel(x, x), ref_kernel(x, bank)
+    scores.append(ref_mmd2(k_xx, k_rr, k_xr, "biased"))
+    witnesses.append([np.mean(k_xx[k]) - np.mean(k_xr[k]) for k in range(len(k_xx))])
+  return np.array(scores), np.array(witnesses), np.mean(k_rr)
+
+
+@pytest.mark.parametrize("block", [4, 64])
+def test_bank_mmd2_is_the_biased_mmd_and_its_witness(block):
+  kernel = functools.partial(mmd.gaussian, bandwidth=6.0)
+  ref_kernel = lambda x, y: np.exp(-ref_sq_dists(x, y) / 6.0)
+  sets, bank = rand(0, 3, 7, 4, shift=0.5), rand(1, 29, 4)
+  ref_scores, ref_witness, bank_mean = ref_bank_mmd2(ref_kernel, sets, bank)
+  result = mmd.bank_mmd2(kernel, sets, bank, bank_mean, block_size=block)
+  np.testing.assert_allclose(result.mmd2, ref_scores, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(result.witness, ref_witness, rtol=1e-5, atol=1e-6)
+  density = [ref_kernel(x, bank).mean(axis=1) for x in sets]
+  np.testing.assert_allclose(result.bank_density, density, rtol=1e-5)
+
+
+def test_bank_mmd2_padding_never_leaks():
+  """Sets of 5, 7 and 3 patches padded to 7 (padding inf, NaN, huge) score as the unpadded sets."""
+  kernel = functools.partial(mmd.deep, eps=0.2, sigma_phi=3.0, sigma_q=12.0)
+  ref_kernel = lambda a, b: ref_deep(a[0], b[0], a[1], b[1], 0.2, 3.0, 12.0)
+  sizes, bank = (5, 7, 3), (rand(0, 20, 3), rand(1, 20, 6))
+  bank_mean = ref_bank_mmd2(ref_kernel, [], bank)[2]
+  s, z = rand(2, 3, 7, 3, shift=0.7), rand(3, 3, 7, 6)
+  mask = np.arange(7)[None, :] < np.array(sizes)[:, None]
+  s[~mask], z[~mask] = np.inf, np.nan
+  s[2, 6] = 1e30
+  result = mmd.bank_mmd2(kernel, (s, z), bank, bank_mean, mask=mask, block_size=8)
+  for n, size in enumerate(sizes):
+    alone = mmd.bank_mmd2(kernel, (s[n:n + 1, :size], z[n:n + 1, :size]), bank, bank_mean)
+    np.testing.assert_allclose(result.mmd2[n], alone.mmd2[0], rtol=1e-6)
+    np.testing.assert_allclose(result.witness[n, :size], alone.witness[0], rtol=1e-6, atol=1e-7)
+    assert np.all(np.isnan(result.witness[n, size:]))
+    ref_score, ref_witness, _ = ref_bank_mmd2(ref_kernel, [(s[n, :size], z[n, :size])], bank)
+    np.testing.assert_allclose(result.mmd2[n], ref_score[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.witness[n, :size], ref_witness[0], rtol=1e-5, atol=1e-6)
+  grads = jax.grad(lambda a: jnp.sum(mmd.bank_mmd2(kernel, (a, z), bank, bank_mean,
+                                                   mask=mask).mmd2))(jnp.asarray(s))
+  assert np.all(np.isfinite(grads)) and np.all(np.asarray(grads)[~mask] == 0)
 
 
 # --------------------------------------------------------------------------

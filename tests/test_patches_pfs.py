@@ -1,4 +1,4 @@
-"""Patch sets for every mode, and the PFS module with its deep-kernel parameters."""
+"""Patch sets for every mode, and the PFS module."""
 
 import functools
 
@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mdmf_jax import mmd
 from mdmf_jax.models import pfs as pfs_lib
 from mdmf_jax.models import vit
 from mdmf_jax.patches import patch_set
@@ -101,31 +100,3 @@ def test_pfs_dropout_only_in_training():
   a = apply(train=True, rngs={"dropout": jax.random.key(0)})
   b = apply(train=True, rngs={"dropout": jax.random.key(1)})
   assert np.abs(a - b).max() > 1e-3
-
-
-def test_kernel_params_are_constrained_and_feed_mmd_deep():
-  model, params, patches = _pfs_and_params()
-  assert float(params["eps_raw"]) == pytest.approx(0.0)  # eps_init = 0.5
-  params = {**params, "eps_raw": jnp.asarray(-1.5), "sigma_phi_raw": jnp.asarray(-2.0),
-            "sigma_q_raw": jnp.asarray(3.0)}
-  constrained = pfs_lib.kernel_params(params)
-  assert constrained["eps"] == pytest.approx(1 / (1 + np.exp(1.5)))
-  assert (constrained["sigma_phi"], constrained["sigma_q"]) == (pytest.approx(4.0), pytest.approx(9.0))
-  s, z = model.apply({"params": params}, patches[0]), patches[0]
-  gram = mmd.deep((s, z), (s, z), **constrained)
-  assert gram.shape == (10, 10)
-
-
-def _median_sq_dist(x):
-  x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
-  d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
-  return np.median(d2[np.triu_indices(len(x), k=1)])
-
-
-def test_init_bandwidths_is_the_median_heuristic():
-  model, params, patches = _pfs_and_params()
-  signatures = model.apply({"params": params}, patches)
-  params = pfs_lib.init_bandwidths(params, signatures, patches)
-  constrained = pfs_lib.kernel_params(params)
-  np.testing.assert_allclose(constrained["sigma_phi"], _median_sq_dist(signatures), rtol=1e-5)
-  np.testing.assert_allclose(constrained["sigma_q"], _median_sq_dist(patches), rtol=1e-5)

@@ -58,8 +58,8 @@ def test_train_writes_logs_and_checkpoints(tiny_data, tmp_path):
   assert int(state.step) == 6
   lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [l["step"] for l in lines] == [2, 4, 6]
-  for key in ("loss", "mmd2", "variance", "j", "eps", "sigma_phi", "sigma_q", "grad_norm",
-              "images_per_s"):
+  for key in ("loss", "mmd2", "variance", "j", "kernel/eps", "kernel/sigma_phi",
+              "kernel/sigma_q", "grad_norm", "images_per_s"):
     assert np.isfinite(lines[-1][key]), key
   assert os.listdir(os.path.join(workdir, "tensorboard"))
   assert json.load(open(os.path.join(workdir, "config.json")))["data"]["name"] == "tiny_set"
@@ -165,11 +165,11 @@ def test_non_finite_loss_stops_and_names_the_last_good_checkpoint(tiny_data, tmp
     ("data.batch_size", 12, "multiple of 16"),
     ("data.image_size", 30, "not a multiple of the tokens patch size 14"),
     ("backbone.weights", "/nonexistent/dinov2.pth", "config.backbone.weights: no such file"),
-    ("kernel.learn_bandwidth", False, "config.kernel.params: kernel 'gaussian' needs a bandwidth"),
+    ("kernel.params", {"bandwidth": -1.0}, "config.kernel.params.bandwidth: must be a number > 0"),
 ])
 def test_bad_config_fails_before_work_naming_the_field(tiny_data, field, value, message):
   config = tiny_config(tiny_data)
-  if field == "kernel.learn_bandwidth":
+  if field == "kernel.params":
     config.kernel.name = "gaussian"
   set_field(config, field, value)
   with pytest.raises(config_lib.ConfigError, match=message.replace("(", r"\(")):
