@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 
-from mdmf_jax.models import vit, weights
+from mdmf_jax.models import clip, vit, weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Backbone:
 
 BACKBONES: dict[str, Backbone] = {
     "dinov2": Backbone(vit.VARIANTS, vit.build, weights.load_dinov2),
+    "clip": Backbone(clip.VARIANTS, clip.build, clip.load),
 }
 
 
