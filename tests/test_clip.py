@@ -155,9 +155,9 @@ def test_featurizer_uses_clips_normalisation_and_its_own_cache(tiny_data):
   model, params = features.frozen_backbone(config)
   assert isinstance(model, clip.VisionTransformer) and model.pos_grid == (2, 2)
   images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
-  z = features.make_featurizer(model, config.patches)(params, images)
+  z = jax.jit(features.make_featurizer(model, config.patches))(params, images)
   normalised = (images - np.asarray(clip.CLIP_MEAN)) / np.asarray(clip.CLIP_STD)
-  expected = model.apply({"params": params}, normalised.astype(np.float32))["patch_tokens"]
+  expected = jax.jit(model.apply)({"params": params}, normalised.astype(np.float32))["patch_tokens"]
   assert z.shape == (2, 4, 64) and features.grid_shape(config) == (2, 2)
   np.testing.assert_allclose(z, expected, atol=1e-5, rtol=0)
   dinov2 = _clip_config(tiny_data, **{"backbone.name": "dinov2"})  # only the name differs
