@@ -3,9 +3,9 @@
 The backbone is frozen, so the patch features of a data set can be computed
 once and reused: `build_cache` writes them as .npy files (memory-mapped when
 read) in a folder keyed by everything that determines them (backbone name,
-weights, variant, dtype, patch config, data set, split, image size). Training from the
-cache (`config.data.feature_cache=True`) then costs only the PFS and the MMD,
-so kernel studies take seconds. The cached images are the deterministic eval
+weights, variant, dtype, patch config, data set, split, image size). Training
+from the cache (`config.data.feature_cache=True`) then costs only the PFS and
+the MMD, so kernel studies take seconds. The cached images are the deterministic eval
 view of the training split (centre crop, no augmentation): with a cache, the
 augmentations are not applied; this is the documented trade for speed.
 """
