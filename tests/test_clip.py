@@ -20,7 +20,8 @@ torch = references.optional("torch")
 transformers = references.optional("transformers")
 needs_references = references.needs("torch", "transformers")
 
-SIZES = {16: [(64, 64), (96, 80), (32, 48)], 14: [(56, 56), (84, 70), (28, 42)]}  # native 4 x 4 first
+# The native 4 x 4 grid first, then a larger and a smaller non-square one.
+SIZES = {16: [(64, 64), (96, 80), (32, 48)], 14: [(56, 56), (84, 70), (28, 42)]}
 
 
 def _hf_model(patch_size, seed=0):
@@ -56,7 +57,8 @@ def test_parity_with_transformers(patch_size):
                       interpolate_pos_encoding=True)
     ours = model.apply({"params": params}, images, blocks=(0, 1))
     np.testing.assert_allclose(ours["cls"], out.pooler_output, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(ours["patch_tokens"], out.last_hidden_state[:, 1:], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(ours["patch_tokens"], out.last_hidden_state[:, 1:], atol=1e-4,
+                               rtol=0)
     for i in (0, 1):
       np.testing.assert_allclose(ours["blocks"][i], out.hidden_states[i + 1][:, 1:], atol=1e-4,
                                  rtol=0)
@@ -119,9 +121,13 @@ def test_the_loader_names_what_does_not_fit(tiny16):
   state = _state(tiny16)
   with pytest.raises(CheckpointError, match="not used by the model: \\['head.weight'\\]"):
     clip.load({**state, "head.weight": np.zeros((2, 64), np.float32)}, "tiny/16")
-  missing = {k: v for k, v in state.items() if k != "encoder.layers.1.self_attn.v_proj.bias"}
-  with pytest.raises(CheckpointError, match="no key 'encoder.layers.1.self_attn.v_proj.bias'"):
-    clip.load(missing, "tiny/16")
+  dropped = "encoder.layers.1.self_attn.v_proj.bias"
+  with pytest.raises(CheckpointError, match=f"no key '{dropped}'"):
+    clip.load({k: v for k, v in state.items() if k != dropped}, "tiny/16")
+  misshaped = {**state, "encoder.layers.0.self_attn.out_proj.weight": np.zeros((64, 65), np.float32)}
+  with pytest.raises(CheckpointError, match=r"'encoder.layers.0.self_attn.out_proj.weight' has "
+                     r"shape \(64, 65\), the model expects \(64, 64\)"):
+    clip.load(misshaped, "tiny/16")
   with pytest.raises(CheckpointError, match="variant 'tiny/14' has patch_size=14, the checkpoint "
                      "patch_size=16"):
     clip.load(state, "tiny/14")

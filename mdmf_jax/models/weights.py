@@ -202,7 +202,7 @@ def require(state, key, purpose):
 
 
 def square_grid(state, key) -> tuple[int, int]:
-  """The (side, side) position grid of the (..., 1 + side**2, D) class + patch embeddings at `key`."""
+  """(side, side): the grid of the (..., 1 + side**2, D) class + patch position embeddings."""
   num_positions = require(state, key, "the position grid").shape[-2] - 1
   side = math.isqrt(num_positions)
   if side * side != num_positions:
