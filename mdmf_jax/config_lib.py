@@ -16,7 +16,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from mdmf_jax import kernels, objectives, parallel, patches, scoring
-from mdmf_jax.models import pretrained, vit
+from mdmf_jax.models import backbones, pretrained
 
 _optional_str = lambda: config_dict.placeholder(str)
 _optional_int = lambda: config_dict.placeholder(int)
@@ -31,9 +31,12 @@ def base() -> ml_collections.ConfigDict:
   c.seed = 0
   c.parallel = "jit"  # "jit" (NamedSharding) or "pmap"; see parallel.py
 
-  # Frozen backbone. `weights`: a DINOv2 checkpoint (see README); without it
-  # a randomly initialised `variant` is used (tests and the offline demo only).
+  # Frozen backbone: `name` a key of models/backbones.BACKBONES, `variant` one
+  # of its variants. `weights`: a local checkpoint file of that backbone (see
+  # docs/backbone.md) or a name in models/pretrained.py; without it a randomly
+  # initialised `variant` is used (tests and the offline demo only).
   c.backbone = ml_collections.ConfigDict()
+  c.backbone.name = "dinov2"
   c.backbone.weights = _optional_str()
   c.backbone.variant = "S/14"
   c.backbone.dtype = "float32"
@@ -217,12 +220,18 @@ def validate(config, *, device_count=None):
   """Raises ConfigError naming the first bad field; returns the config."""
   _check_fields(config, base())
   _choice("parallel", config.parallel, parallel.MODES)
-  _choice("backbone.variant", config.backbone.variant, vit.VARIANTS)
+  _choice("backbone.name", config.backbone.name, backbones.BACKBONES)
+  _choice("backbone.variant", config.backbone.variant,
+          backbones.BACKBONES[config.backbone.name].variants)
   _choice("backbone.dtype", config.backbone.dtype, ("float32", "bfloat16"))
   weights = config.backbone.weights
-  if weights and weights not in pretrained.PRETRAINED and not os.path.exists(weights):
-    _fail("backbone.weights", f"no such file or folder, nor a name in "
-          f"{sorted(pretrained.PRETRAINED)}: {weights}")
+  names = {k for k, v in pretrained.PRETRAINED.items() if v.backbone == config.backbone.name}
+  if weights in pretrained.PRETRAINED and weights not in names:
+    _fail("backbone.weights", f"{weights!r} are {pretrained.PRETRAINED[weights].backbone} "
+          f"weights, but backbone.name is {config.backbone.name!r}")
+  if weights and weights not in names and not os.path.exists(weights):
+    _fail("backbone.weights", f"no such file or folder, nor a {config.backbone.name} name in "
+          f"{sorted(names)}: {weights}")
   _choice("patches.mode", config.patches.mode, ("tokens", "pooled_tokens", "crops"))
   _choice("kernel.name", config.kernel.name, kernels.KERNELS)
   try:
@@ -263,12 +272,14 @@ def validate(config, *, device_count=None):
   if not 0.0 <= config.pfs.dropout < 1.0:
     _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")
 
-  window = patches.patch_window(config.patches)
+  patch_size = backbones.patch_size(config.backbone)
+  window = patches.patch_window(config.patches, patch_size)
   if config.data.image_size % window:
     _fail("data.image_size", f"{config.data.image_size} is not a multiple of the "
           f"{config.patches.mode} patch size {window} px")
-  if config.patches.mode == "crops" and config.patches.crop_resolution % patches.VIT_PATCH:
-    _fail("patches.crop_resolution", f"must be a multiple of the ViT patch size {patches.VIT_PATCH}")
+  if config.patches.mode == "crops" and config.patches.crop_resolution % patch_size:
+    _fail("patches.crop_resolution", f"must be a multiple of the {config.backbone.name} "
+          f"{config.backbone.variant} patch size {patch_size}")
 
   devices = device_count or 1
   groups = config.objective.groups

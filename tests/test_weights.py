@@ -232,7 +232,7 @@ def test_safetensors_and_npz_load_without_torch(hf5, tmp_path, monkeypatch):
 
 
 def test_missing_file_and_unknown_format_are_named(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no DINOv2 checkpoint at .*absent.pth"):
+  with pytest.raises(FileNotFoundError, match="no checkpoint at .*absent.pth"):
     load_dinov2(tmp_path / "absent.pth")
   (tmp_path / "weights.ckpt").write_bytes(b"")
   with pytest.raises(ValueError, match="weights.ckpt: unsupported checkpoint format '.ckpt'"):

@@ -15,15 +15,17 @@ g/14: w3(silu(x1) * x2) with [x1, x2] = w12(x). Parameter names follow the
 official checkpoints (`blocks_{i}/attn/qkv`, `ls1/gamma`, ...); models/weights.py
 holds the key map.
 
-Inputs are NHWC images normalised once with `imagenet_normalize`; height and
-width must be multiples of the patch size (14). Parameters are float32;
-`dtype` sets the compute dtype (float32 or bfloat16).
+Inputs are NHWC images normalised once with `ViT.normalize` (ImageNet's mean
+and std); height and width must be multiples of the patch size (14). Parameters
+are float32; `dtype` sets the compute dtype (float32 or bfloat16). The generic
+pieces (`normalize`, `check_inputs`, `resample_pos_embed`, `Attention`, `Mlp`)
+are shared with the other backbones (models/backbones.py).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -45,14 +47,37 @@ VARIANTS = {
 }
 
 
-def imagenet_normalize(images):
-  """(images - mean) / std per channel, with ImageNet's mean and std.
+def normalize(images, mean, std):
+  """(images - mean) / std per channel: torchvision's ToTensor, then Normalize(mean, std).
 
-  `images`: NHWC floats in [0, 1] (DINOv2's torchvision preprocessing:
-  ToTensor, then Normalize(IMAGENET_MEAN, IMAGENET_STD)).
+  `images`: NHWC floats in [0, 1].
   """
   images = jnp.asarray(images, jnp.float32)
-  return (images - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+  return (images - jnp.asarray(mean)) / jnp.asarray(std)
+
+
+def imagenet_normalize(images):
+  """DINOv2's input normalisation: ImageNet's mean and std."""
+  return normalize(images, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def grid_shape(image_hw: Sequence[int], patch_size: int) -> tuple[int, int]:
+  """Patch grid (h, w) of an image of size `image_hw`; both must divide evenly."""
+  if any(n % patch_size for n in image_hw):
+    raise ValueError(
+        f"image size {tuple(image_hw)} is not a multiple of the patch size {patch_size}"
+    )
+  return tuple(n // patch_size for n in image_hw)
+
+
+def check_inputs(images, blocks: Sequence[int], *, depth: int, patch_size: int):
+  """The patch grid of NHWC `images`; raises ValueError on a bad shape or block index."""
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images must be NHWC with 3 channels; got shape {images.shape}")
+  for i in blocks:
+    if not 0 <= i < depth:
+      raise ValueError(f"block {i} out of range for a {depth}-block ViT")
+  return grid_shape(images.shape[1:3], patch_size)
 
 
 # --------------------------------------------------------------------------
@@ -144,15 +169,21 @@ class Attention(nn.Module):
     return nn.Dense(width, dtype=self.dtype, name="proj")(y.reshape(batch, length, width))
 
 
+def exact_gelu(x):
+  """The exact (erf) GELU of torch.nn.GELU."""
+  return nn.gelu(x, approximate=False)
+
+
 class Mlp(nn.Module):
-  """fc2(gelu(fc1(x))) with the exact (erf) GELU of torch.nn.GELU."""
+  """fc2(activation(fc1(x))), DINOv2's with the exact GELU."""
 
   hidden: int
   dtype: Any = jnp.float32
+  activation: Callable[[jax.Array], jax.Array] = exact_gelu
 
   @nn.compact
   def __call__(self, x):
-    y = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x), approximate=False)
+    y = self.activation(nn.Dense(self.hidden, dtype=self.dtype, name="fc1")(x))
     return nn.Dense(x.shape[-1], dtype=self.dtype, name="fc2")(y)
 
 
@@ -230,21 +261,16 @@ class ViT(nn.Module):
 
   def grid_shape(self, image_hw: Sequence[int]) -> tuple[int, int]:
     """Patch grid (h, w) of an image of size `image_hw`; both must divide evenly."""
-    if any(n % self.patch_size for n in image_hw):
-      raise ValueError(
-          f"image size {tuple(image_hw)} is not a multiple of the patch size {self.patch_size}"
-      )
-    return tuple(n // self.patch_size for n in image_hw)
+    return grid_shape(image_hw, self.patch_size)
+
+  def normalize(self, images):
+    """Images NHWC in [0, 1] -> this backbone's input (ImageNet normalisation)."""
+    return imagenet_normalize(images)
 
   @nn.compact
   def __call__(self, images, blocks: Sequence[int] = ()):
-    if images.ndim != 4 or images.shape[-1] != 3:
-      raise ValueError(f"images must be NHWC with 3 channels; got shape {images.shape}")
-    for i in blocks:
-      if not 0 <= i < self.depth:
-        raise ValueError(f"block {i} out of range for a {self.depth}-block ViT")
+    grid = check_inputs(images, blocks, depth=self.depth, patch_size=self.patch_size)
     batch = images.shape[0]
-    grid = self.grid_shape(images.shape[1:3])
     p = self.patch_size
 
     x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
@@ -286,6 +312,12 @@ def vit(variant: str, **overrides) -> ViT:
   return ViT(**{**VARIANTS[variant], **overrides})
 
 
+def build(variant: str, image_size: int = 224, dtype=jnp.float32) -> ViT:
+  """The backbone registry's `build`: `variant` with its native grid at `image_size`."""
+  model = vit(variant, dtype=jnp.dtype(dtype))
+  return model.clone(pos_grid=grid_shape((image_size, image_size), model.patch_size))
+
+
 class FrozenViT:
   """A ViT with fixed parameters, called as a function: `backbone(images, blocks=())`.
 
@@ -304,6 +336,9 @@ class FrozenViT:
   @property
   def patch_size(self) -> int:
     return self.model.patch_size
+
+  def normalize(self, images):
+    return self.model.normalize(images)
 
   def __call__(self, images, blocks: Sequence[int] = ()) -> dict:
     grid = self.model.grid_shape(images.shape[1:3])

@@ -1,5 +1,8 @@
 """Import DINOv2 weights into models/vit.py's ViT, through an explicit key map.
 
+The generic half (reading checkpoint files, `convert_state_dict` over a key map,
+`load_params`) is shared with the other backbones' loaders (models/clip.py).
+
     model, params = load_dinov2(source, variant=None, image_size=224)
     outputs = model.apply({"params": params}, imagenet_normalize(images))
 
@@ -168,7 +171,7 @@ def read_state_dict(source) -> dict[str, np.ndarray]:
       raise FileNotFoundError(f"{path} holds no *.safetensors or *.bin checkpoint")
     return {key: value for file in files for key, value in read_state_dict(file).items()}
   if not path.is_file():
-    raise FileNotFoundError(f"no DINOv2 checkpoint at {path}")
+    raise FileNotFoundError(f"no checkpoint at {path}")
   if path.suffix not in _READERS:
     raise ValueError(f"{path}: unsupported checkpoint format {path.suffix!r}; "
                      f"expected one of {sorted(_READERS)} or a folder")
@@ -191,30 +194,41 @@ def detect_naming(state: Mapping[str, Any]) -> str:
                         f"'embeddings.position_embeddings' (Hugging Face) key; keys: {sorted(state)[:8]}")
 
 
-def _get(state, key, purpose):
+def require(state, key, purpose):
+  """state[key]; CheckpointError naming the key and what it is `purpose`d for if absent."""
   if key not in state:
     raise CheckpointError(f"checkpoint has no key {key!r} (needed for {purpose})")
   return state[key]
 
 
-def _architecture(state, naming: str, variant: str | None) -> dict:
-  """ViT keyword arguments read off the checkpoint, checked against `variant`."""
-  top = {module: getattr(rule, naming)[0] for module, rule in _TOP_LEVEL_RULES.items()}
-  width = _get(state, top["cls_token"], "the width").shape[-1]
-  patch_size = _get(state, top["patch_embed"] + ".weight", "the patch size").shape[-1]
-  num_positions = _get(state, top["pos_embed"], "the position grid").shape[1] - 1
+def square_grid(state, key) -> tuple[int, int]:
+  """(side, side): the grid of the (..., 1 + side**2, D) class + patch position embeddings."""
+  num_positions = require(state, key, "the position grid").shape[-2] - 1
   side = math.isqrt(num_positions)
   if side * side != num_positions:
-    raise CheckpointError(f"{top['pos_embed']!r} holds {num_positions} patch positions, "
-                          "not a square grid")
-  block = re.compile(re.escape(_BLOCK_PREFIX[naming]) + r"(\d+)\.")
+    raise CheckpointError(f"{key!r} holds {num_positions} patch positions, not a square grid")
+  return side, side
+
+
+def count_blocks(state, prefix: str) -> int:
+  """How many blocks `{prefix}{i}.` the keys hold; their indices must be 0..n-1."""
+  block = re.compile(re.escape(prefix) + r"(\d+)\.")
   indices = {int(m.group(1)) for m in map(block.match, state) if m}
   if indices != set(range(len(indices))):
     raise CheckpointError(f"block indices {sorted(indices)} are not 0..{len(indices) - 1}")
+  return len(indices)
+
+
+def _architecture(state, naming: str, variant: str | None) -> dict:
+  """ViT keyword arguments read off the checkpoint, checked against `variant`."""
+  top = {module: getattr(rule, naming)[0] for module, rule in _TOP_LEVEL_RULES.items()}
+  width = require(state, top["cls_token"], "the width").shape[-1]
+  patch_size = require(state, top["patch_embed"] + ".weight", "the patch size").shape[-1]
   swiglu_key = _BLOCK_PREFIX[naming] + "0." + getattr(_BLOCK_RULES["mlp/w12"], naming)[0] + ".weight"
   num_registers = state[top["register_tokens"]].shape[1] if top["register_tokens"] in state else 0
-  arch = dict(width=width, depth=len(indices), num_heads=width // 64, swiglu=swiglu_key in state,
-              num_registers=num_registers, patch_size=patch_size, pos_grid=(side, side))
+  arch = dict(width=width, depth=count_blocks(state, _BLOCK_PREFIX[naming]), num_heads=width // 64,
+              swiglu=swiglu_key in state, num_registers=num_registers, patch_size=patch_size,
+              pos_grid=square_grid(state, top["pos_embed"]))
   if variant is not None:
     if variant not in VARIANTS:
       raise ValueError(f"unknown ViT variant {variant!r}; expected one of {sorted(VARIANTS)}")
@@ -268,32 +282,44 @@ def _to_flax(kind, leaf, parts):
   return value
 
 
-def convert_state_dict(state, naming: str, expected: Mapping[str, tuple[int, ...]], depth: int):
-  """Flat {"a/b/c": array} Flax params from a state dict, strictly.
-
-  `expected` maps every Flax param path of the model to its shape.
-  """
-  params, used = {}, set()
-  for module, (kind, names) in _rules(naming, depth).items():
+def _sources(rules, expected):
+  """(Flax param, kind, leaf, source keys, torch-layout shape of each) of every mapped param."""
+  for module, (kind, names) in rules.items():
     for leaf, suffix in _LEAVES[kind]:
       target = module if leaf is None else f"{module}/{leaf}"
       if target not in expected:  # e.g. registers, or fc1 of a SwiGLU model
         continue
       keys = [name + suffix for name in names]
-      shape = _source_shape(kind, leaf, expected[target], len(keys))
-      parts = []
-      for key in keys:
-        value = _get(state, key, f"model param {target!r}")
-        if value.shape != shape:
-          raise CheckpointError(f"checkpoint key {key!r} has shape {value.shape}, the model "
-                                f"expects {shape} (for param {target!r})")
-        parts.append(value)
-      used.update(keys)
-      params[target] = _to_flax(kind, leaf, parts)
+      yield target, kind, leaf, keys, _source_shape(kind, leaf, expected[target], len(keys))
+
+
+def source_shapes(rules, expected: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+  """{checkpoint key: shape} that a model of Flax param shapes `expected` loads through `rules`."""
+  return {key: shape for _, _, _, keys, shape in _sources(rules, expected) for key in keys}
+
+
+def convert_state_dict(state, rules, expected: Mapping[str, tuple[int, ...]], ignored=()):
+  """Flat {"a/b/c": array} Flax params from a state dict, strictly.
+
+  `rules` maps Flax module paths to (kind, source names) (see _Rule); `expected`
+  maps every Flax param path of the model to its shape; `ignored` lists the
+  checkpoint keys deliberately left out.
+  """
+  params, used = {}, set()
+  for target, kind, leaf, keys, shape in _sources(rules, expected):
+    parts = []
+    for key in keys:
+      value = require(state, key, f"model param {target!r}")
+      if value.shape != shape:
+        raise CheckpointError(f"checkpoint key {key!r} has shape {value.shape}, the model "
+                              f"expects {shape} (for param {target!r})")
+      parts.append(value)
+    used.update(keys)
+    params[target] = _to_flax(kind, leaf, parts)
   unmapped = sorted(set(expected) - set(params))
   if unmapped:  # a model param that no rule fills: the key map is out of date
     raise CheckpointError(f"no key-map rule for model params {unmapped}")
-  unused = sorted(set(state) - used - set(IGNORED_KEYS[naming]))
+  unused = sorted(set(state) - used - set(ignored))
   if unused:
     raise CheckpointError(f"checkpoint keys not used by the model: {unused[:10]}"
                           + (f" and {len(unused) - 10} more" if len(unused) > 10 else ""))
@@ -314,13 +340,22 @@ def load_dinov2(source, variant: str | None = None, image_size=224, dtype=jnp.fl
   state = read_state_dict(source)
   naming = detect_naming(state)
   model = ViT(**_architecture(state, naming, variant), dtype=jnp.dtype(dtype))
+  return model, load_params(model, state, _rules(naming, model.depth), IGNORED_KEYS[naming],
+                            image_size)
+
+
+def param_shapes(model, image_size=224) -> dict[str, tuple[int, ...]]:
+  """{"a/b/c": shape} of `model`'s params, traced abstractly (nothing is allocated)."""
   hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
   images = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
   shapes = jax.eval_shape(model.init, jax.random.key(0), images)["params"]
-  expected = {path: leaf.shape for path, leaf in traverse_util.flatten_dict(shapes, sep="/").items()}
-  flat = convert_state_dict(state, naming, expected, model.depth)
-  params = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in flat.items()}, sep="/")
-  return model, params
+  return {path: leaf.shape for path, leaf in traverse_util.flatten_dict(shapes, sep="/").items()}
+
+
+def load_params(model, state, rules, ignored, image_size=224):
+  """`model`'s params from `state` through the key map `rules`, traced at `image_size`."""
+  flat = convert_state_dict(state, rules, param_shapes(model, image_size), ignored)
+  return traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in flat.items()}, sep="/")
 
 
 # --------------------------------------------------------------------------
