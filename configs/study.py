@@ -44,7 +44,7 @@ def get_config(arg: str = ""):
   c.train.total_steps = STEPS
   c.train.log_every = 100
   c.train.checkpoint_every = STEPS
-  c.select.every = 50
+  c.select.every = 100
   c.study.variants = VARIANTS
   c.study.probe_blocks = (None, 8)
   if arg == "quick":
@@ -53,15 +53,16 @@ def get_config(arg: str = ""):
     c.data.num_threads = 1
     c.backbone.variant, c.backbone.weights = "tiny/14", None
     c.pfs.hidden_dim, c.pfs.out_dim = 16, 8
+    c.objective.patches_per_side = None  # all 8 x 4 patches of a side
     c.optim.warmup_steps = 1
     c.train.total_steps, c.train.log_every, c.train.checkpoint_every = 4, 2, 4
     c.select.every = 2
     c.eval.bank_images, c.eval.bank_patches, c.eval.batch_size = 4, 12, 8
     c.eval.probe_cs = (1.0,)
-    c.study.variants = (("last block", {}),
-                        ("block 0, mmd_d", {"patches.block": 0, "objective.name": "mmd_d"}),
-                        ("last block, bank of 2", {"eval.bank_images": 2}))
-    c.study.probe_blocks = (None,)
+    c.study.variants = (("block 0, mmd_d", {"patches.block": 0, "objective.name": "mmd_d"}),
+                        ("block 0, mmd_d, bank of 2",
+                         {"patches.block": 0, "objective.name": "mmd_d", "eval.bank_images": 2}))
+    c.study.probe_blocks = (None, 0)
   elif arg:
     raise ValueError(f"configs/study.py takes '' or 'quick', got {arg!r}")
   return c

@@ -188,16 +188,20 @@ class SetScorer:
 # --------------------------------------------------------------------------
 
 
+def check_splits(config) -> None:
+  """Raises ConfigError naming select.split or eval.bank_split if data.name lacks it."""
+  for field, split in (("select.split", config.select.split),
+                       ("eval.bank_split", config.eval.bank_split)):
+    try:
+      builder.check_split(config.data.data_dir, config.data.name, split, field)
+    except ValueError as e:
+      raise config_lib.ConfigError(str(e)) from None
+
+
 class Selection:
   """Tracks the best val AUROC over training and keeps its state in W/selected."""
 
   def __init__(self, config, workdir, model, backbone_params):
-    for field, split in (("select.split", config.select.split),
-                         ("eval.bank_split", config.eval.bank_split)):
-      try:
-        builder.check_split(config.data.data_dir, config.data.name, split, field)
-      except ValueError as e:
-        raise config_lib.ConfigError(str(e)) from None
     self.val = patch_features(config, config.select.split, model, backbone_params)
     bank = patch_features(config, config.eval.bank_split, model, backbone_params,
                           max_images=config.eval.bank_images)

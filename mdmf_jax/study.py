@@ -38,8 +38,8 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
-from mdmf_jax import config_lib, evaluate, features, linear_probe, reports, selection, train
-from mdmf_jax import train_step
+from mdmf_jax import (config_lib, evaluate, features, linear_probe, reports,
+                      selection, train, train_step)
 from mdmf_jax.data import pipeline
 from mdmf_jax.models import vit
 
@@ -123,8 +123,24 @@ def cache_features(config, blocks, model, backbone_params) -> None:
     out = selection.compute(config, split, _blocks_featurizer(model, blocks), backbone_params)
     labels = {k: out[k] for k in selection.LABELS}
     for b, folder in folders.items():
-      selection.save_cache(folder, {"patches": out[f"block_{_block_name(b)}"], **labels})
+      tokens = out[f"block_{_block_name(b)}"]
+      selection.save_cache(folder, {"patches": tokens, **labels})
+      if split == config.data.train_split:
+        _save_training_cache(with_block(config, b), tokens, labels["label"])
     selection.save_cache(cls_folder, {"cls": out["cls"], **labels})
+
+
+def _save_training_cache(config, tokens, label):
+  """The same tokens as train.train's feature cache (features.build_cache's single-process
+  layout), so that no variant runs the backbone over the training split again."""
+  folder = features.cache_dir(config, config.data.train_split)
+  if os.path.exists(os.path.join(folder, "done.json")):
+    return
+  os.makedirs(folder, exist_ok=True)
+  for value, name in ((0, "real"), (1, "fake")):
+    np.save(os.path.join(folder, f"{name}-0-of-1.npy"), tokens[label == value])
+  with open(os.path.join(folder, "done.json"), "w") as f:
+    json.dump({"images": len(label)}, f)
 
 
 def _load(config, split, tag="patches"):
@@ -160,9 +176,14 @@ def summary(result: dict, seen: set[str]) -> dict:
 
 def run_variant(config, run_dir, names) -> dict:
   """Trains (or resumes) `config` in `run_dir`; scores the selected PFS on study splits."""
-  start = time.time()
-  train.train(config, run_dir)
-  seconds = time.time() - start
+  timing = os.path.join(run_dir, "train_seconds.json")
+  if not os.path.exists(timing):  # a finished run is only scored (e.g. on a later split)
+    start = time.time()
+    train.train(config, run_dir)
+    with open(timing, "w") as f:
+      json.dump(time.time() - start, f)
+  with open(timing) as f:
+    seconds = json.load(f)
   train_features = _load(config, "train")
   reals = train_features["patches"][train_features["label"] == 0]
   template = train_step.init_state(config, np.asarray(train_features["patches"][:2]),

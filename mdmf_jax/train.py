@@ -87,6 +87,8 @@ def train(config, workdir: str):
   checkpoint.guard_workdir(workdir, config)
   if config.data.build_demo:
     demo.build_demo(config.data.data_dir, seed=config.seed)
+  if config.select.every:
+    selection.check_splits(config)
   model, backbone_params = features.frozen_backbone(config)
   featurize = features.make_featurizer(model, config.patches)
   per_group = config.data.batch_size // (2 * groups)  # images per side in a group

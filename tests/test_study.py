@@ -79,12 +79,18 @@ def test_average_auroc_is_the_mean_over_generators():
   assert per[1] == metrics.roc(scores[3:], labels[3:])[2]
 
 
-def test_selection_keeps_the_best_val_step_and_resume_keeps_it(four_splits, tmp_path,
-                                                               monkeypatch):
-  config = quick_config(four_splits, tmp_path)
+def selection_config(data_dir, tmp_path):
+  config = quick_config(data_dir, tmp_path)
   config.data.feature_cache = True
-  config.train.total_steps, config.select.every = 6, 2
-  workdir = str(tmp_path / "run")
+  config.train.total_steps, config.select.every, config.train.checkpoint_every = 6, 2, 2
+  return config
+
+
+@pytest.fixture(scope="module")
+def selected_run(four_splits, tmp_path_factory):
+  """(config, workdir, final state, the val AUROC of every scored step) of a 6-step run."""
+  config = selection_config(four_splits, tmp_path_factory.mktemp("selected"))
+  workdir = str(tmp_path_factory.mktemp("run"))
   seen = []
   call = selection.SetScorer.__call__
 
@@ -93,32 +99,32 @@ def test_selection_keeps_the_best_val_step_and_resume_keeps_it(four_splits, tmp_
     seen.append(out["val"]["mdmf"])
     return out
 
-  monkeypatch.setattr(selection.SetScorer, "__call__", recording)
-  final = train.train(config, workdir)
-  record = selection.read_record(workdir)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(selection.SetScorer, "__call__", recording)
+    final = train.train(config, workdir)
   val = selection.load_cache(selection.cache_folder(config, "val", "patches"))
   aurocs = [selection.average_auroc(s, val["label"], val["generator"])[0] for s in seen]
+  return config, workdir, final, aurocs
+
+
+def test_selection_keeps_the_step_with_the_best_val_auroc(selected_run):
+  config, workdir, final, aurocs = selected_run
+  record = selection.read_record(workdir)
   assert [h[0] for h in record["history"]] == [2, 4, 6]
   np.testing.assert_allclose([h[1] for h in record["history"]], aurocs)
   best = int(np.argmax(aurocs))  # the first of equal bests
   assert record["step"] == 2 * (best + 1) and record["val_auroc"] == aurocs[best]
 
-  template = jax.device_get(final)
-  state, which = selection.load_trained(workdir, template)
+  state, which = selection.load_trained(workdir, jax.device_get(final))
   assert "SELECTED" in which and int(state.step) == record["step"]
-  if record["step"] != 6:
-    assert train.params_digest(state.params) != train.params_digest(final.params)
+  scorer = evaluate.load_scorer(config, workdir)  # evaluation and detection score with it
+  assert train.params_digest(scorer.params["pfs"]) == train.params_digest(state.params)
 
 
-
-def test_resume_keeps_the_best_so_far(four_splits, tmp_path, monkeypatch):
+def test_resume_keeps_the_best_so_far(selected_run, monkeypatch):
   """A run that dies after step 4's selection resumes to the uninterrupted run's record."""
-  config = quick_config(four_splits, tmp_path)
-  config.data.feature_cache = True
-  config.train.total_steps, config.select.every, config.train.checkpoint_every = 6, 2, 2
-  uninterrupted, resumed = str(tmp_path / "a"), str(tmp_path / "b")
-  train.train(config, uninterrupted)
-
+  config, uninterrupted, final, _ = selected_run
+  resumed = os.path.join(os.path.dirname(uninterrupted), "resumed")
   update = selection.Selection.update
 
   def dies_after_step_4(self, step, host_state):
@@ -131,7 +137,7 @@ def test_resume_keeps_the_best_so_far(four_splits, tmp_path, monkeypatch):
     train.train(config, resumed)
   assert [h[0] for h in selection.read_record(resumed)["history"]] == [2, 4]
   monkeypatch.setattr(selection.Selection, "update", update)
-  final = train.train(config, resumed)
+  train.train(config, resumed)
   assert selection.read_record(resumed) == selection.read_record(uninterrupted)
   state, _ = selection.load_trained(resumed, jax.device_get(final))
   expected, _ = selection.load_trained(uninterrupted, jax.device_get(final))
@@ -154,12 +160,12 @@ def test_study_quick_writes_one_table_and_reuses_results(four_splits, tmp_path):
   workdir = str(tmp_path / "study")
   rows = study.study(config, workdir)
   assert [r["variant"] for r in rows] == [
-      "last block", "block 0, mmd_d", "last block, bank of 2",
-      "linear probe, mean tokens of block last", "linear probe, CLS"]
+      "block 0, mmd_d", "block 0, mmd_d, bank of 2", "linear probe, mean tokens of block last",
+      "linear probe, mean tokens of block 0", "linear probe, CLS"]
   assert all(0 <= r["val"] <= 100 for r in rows)
   assert all(np.isnan(r["test: unseen"]) for r in rows)  # val only until asked
   # The bank variant shares the training run of the same config.
-  assert len(os.listdir(os.path.join(workdir, "runs"))) == 2
+  assert len(os.listdir(os.path.join(workdir, "runs"))) == 1
   for suffix in (".md", ".csv", ".json", ".png"):
     assert os.path.exists(os.path.join(workdir, "study" + suffix))
 
@@ -177,7 +183,7 @@ def test_study_quick_writes_one_table_and_reuses_results(four_splits, tmp_path):
                            np.asarray(val_f["patches"]).mean(1), val_f["label"], (1.0,))
   expected, _ = selection.average_auroc(probe.decision_function(
       np.asarray(val_f["patches"]).mean(1)), val_f["label"], val_f["generator"])
-  assert rows[3]["val"] == pytest.approx(expected)
+  assert rows[2]["val"] == pytest.approx(expected)
 
   # A rerun asking for test too trains nothing and scores the new split.
   mtimes = {f: os.path.getmtime(os.path.join(workdir, "runs", f))
