@@ -143,6 +143,17 @@ def _save_training_cache(config, tokens, label):
     json.dump({"images": len(label)}, f)
 
 
+def cache_banks(config, blocks, sizes) -> None:
+  """The first-N-images train caches that model selection reads its bank from."""
+  for block in blocks:
+    block_config = with_block(config, block)
+    for size in sizes:
+      folder = selection.cache_folder(block_config, config.data.train_split, "patches", size)
+      if selection.load_cache(folder) is None:
+        full = _load(block_config, config.data.train_split)
+        selection.save_cache(folder, {k: np.asarray(v[:size]) for k, v in full.items()})
+
+
 def _load(config, split, tag="patches"):
   return selection.load_cache(selection.cache_folder(config, split, tag))
 
@@ -240,6 +251,7 @@ def study(config, workdir: str) -> list[dict]:
                   key=lambda b: -1 if b is None else b)
   model, backbone_params = features.frozen_backbone(config)
   cache_features(config, blocks, model, backbone_params)
+  cache_banks(config, blocks, {v.eval.bank_images for v in variants.values()})
   names = {s: pipeline.generator_names(pipeline.open_split(config.data.data_dir, config.data.name,
                                                            s)) for s in config.study.splits}
   seen = evaluate.training_generators(config)
@@ -262,17 +274,24 @@ def study(config, workdir: str) -> list[dict]:
     rows.append({"variant": name, **summary(result["auroc"], seen),
                  "selected step": result["selected_step"],
                  "train s": round(result["train_seconds"])})
+    _write(rows, seen, config.study.splits, workdir)  # after every row: a stopped study shows
     elapsed = time.time() - start
     logging.info("study: %d/%d %s done; %.0f s elapsed, about %.0f s to go", i + 1, len(jobs),
                  name, elapsed, elapsed / (i + 1) * (len(jobs) - i - 1))
+  with open(os.path.join(workdir, "study.md")) as f:
+    print(f.read())
+  return rows
+
+
+def _write(rows, seen, splits, workdir):
+  """study.md|csv|json and study.png in `workdir`."""
   title = (f"Study: average AUROC (%) per split; seen = {', '.join(sorted(seen))} "
-           f"(splits scored: {', '.join(config.study.splits)})")
-  print(reports.write_table(rows, os.path.join(workdir, "study"), title))
+           f"(splits scored: {', '.join(splits)})")
+  reports.write_table(rows, os.path.join(workdir, "study"), title)
   reports.plot_matrix([[r[c] for c in AUROC_COLUMNS] for r in rows],
                       [r["variant"] for r in rows], list(AUROC_COLUMNS),
                       os.path.join(workdir, "study.png"), title="Average AUROC (%)",
                       vmin=50, vmax=100)
-  return rows
 
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.", lock_config=True)
