@@ -2,7 +2,7 @@
 
     selection = Selection(config, workdir, model, backbone_params)   # in train.train
     selection.update(step, host_state)     # every config.select.every steps
-    state, record = load_selected(workdir, template)   # evaluate / detect / study
+    state, which = load_trained(workdir, template)   # evaluate / detect: selected, else latest
 
 Model selection (config.select.every > 0), as MMD-MP does: every `every` steps
 (and at the last one) the mdmf score of every image of data.name's
@@ -17,6 +17,10 @@ back from selected.json.
 The patch features of the selection split and of the bank reals are computed
 once by the frozen backbone and cached with their labels and generators
 (`patch_features`); study.py writes and reads the same caches.
+
+Every call into the model from cached features (PFS, kernel, bank, scores, the
+train-state template) is in `SetScorer` and `trained_pfs`, so that a change of
+the model's API is met in one place.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import checkpoint, config_lib, features, metrics, scoring
+from mdmf_jax import checkpoint, config_lib, features, metrics, scoring, train_step
 from mdmf_jax.data import builder, pipeline
 
 SELECTED_DIR = "selected"
@@ -181,6 +185,16 @@ class SetScorer:
           columns[method].append(np.asarray(scores)[:len(chunk)])
       out[name] = {m: np.concatenate(v) for m, v in columns.items()}
     return out
+
+
+def trained_pfs(config, workdir, sample) -> tuple:
+  """(PFS params, which checkpoint) of `workdir`: selected, else latest (load_trained).
+
+  `sample`: two (K, D) patch sets of the run's features, for the state's shapes.
+  """
+  template = train_step.init_state(config, np.asarray(sample), jax.random.key(0))
+  state, which = load_trained(workdir, jax.device_get(template))
+  return state.params, which
 
 
 # --------------------------------------------------------------------------

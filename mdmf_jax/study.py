@@ -39,7 +39,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from mdmf_jax import (config_lib, evaluate, features, linear_probe, reports,
-                      selection, train, train_step)
+                      selection, train)
 from mdmf_jax.data import pipeline
 from mdmf_jax.models import vit
 
@@ -197,14 +197,11 @@ def run_variant(config, run_dir, names) -> dict:
     seconds = json.load(f)
   train_features = _load(config, "train")
   reals = train_features["patches"][train_features["label"] == 0]
-  template = train_step.init_state(config, np.asarray(train_features["patches"][:2]),
-                                   jax.random.key(0))
-  state, which = selection.load_trained(run_dir, jax.device_get(template))
+  params, which = selection.trained_pfs(config, run_dir, train_features["patches"][:2])
   logging.info("study: scoring %s with %s", run_dir, which)
   sets = {s: _load(config, s) for s in names}
-  scores = selection.SetScorer(config)(state.params, reals,
-                                {s: f["patches"] for s, f in sets.items()},
-                                methods=("mdmf", "global"))
+  scores = selection.SetScorer(config)(params, reals, {s: f["patches"] for s, f in sets.items()},
+                                       methods=("mdmf", "global"))
   result = {s: {m: per_generator(v, sets[s], names[s]) for m, v in by_method.items()}
             for s, by_method in scores.items()}
   record = selection.read_record(run_dir) or {}
@@ -294,16 +291,15 @@ def _write(rows, seen, splits, workdir):
                       vmin=50, vmax=100)
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for caches, runs and the table.")
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   study(_CONFIG.value, _WORKDIR.value)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here only: main.py defines --config too
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
+                                            lock_config=True)
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for caches, runs and the table.")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

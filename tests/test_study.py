@@ -1,6 +1,5 @@
 """The study harness and model selection on validation, on a tiny four-split data set."""
 
-import json
 import os
 
 import jax
