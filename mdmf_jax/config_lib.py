@@ -117,6 +117,7 @@ def base() -> ml_collections.ConfigDict:
   c.study.variants = ()
   c.study.splits = ("val",)  # scored splits; add "test", "cross_source" to report once
   c.study.probe_blocks = (None,)  # linear probes on mean-pooled tokens (None: last block)
+  c.study.train = True  # False: score only the variants already trained, train nothing
 
   # Evaluation (evaluate.py); changing these never invalidates a training workdir.
   c.eval = ml_collections.ConfigDict()

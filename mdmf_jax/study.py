@@ -44,6 +44,7 @@ from mdmf_jax.data import pipeline
 from mdmf_jax.models import vit
 
 SPLITS = ("train", "val", "test", "cross_source")
+TIMING_FILE = "train_seconds.json"  # written when a variant's training has finished
 AUROC_COLUMNS = ("val", "test: seen", "test: unseen", "cross_source",
                  "global: test unseen", "global: cross_source")
 
@@ -187,7 +188,7 @@ def summary(result: dict, seen: set[str]) -> dict:
 
 def run_variant(config, run_dir, names) -> dict:
   """Trains (or resumes) `config` in `run_dir`; scores the selected PFS on study splits."""
-  timing = os.path.join(run_dir, "train_seconds.json")
+  timing = os.path.join(run_dir, TIMING_FILE)
   if not os.path.exists(timing):  # a finished run is only scored (e.g. on a later split)
     start = time.time()
     train.train(config, run_dir)
@@ -252,8 +253,13 @@ def study(config, workdir: str) -> list[dict]:
   names = {s: pipeline.generator_names(pipeline.open_split(config.data.data_dir, config.data.name,
                                                            s)) for s in config.study.splits}
   seen = evaluate.training_generators(config)
-  jobs = [(name, lambda v=v: run_variant(
-      v, os.path.join(workdir, "runs", training_key(v)), names)) for name, v in variants.items()]
+  jobs = []
+  for name, variant in variants.items():
+    run_dir = os.path.join(workdir, "runs", training_key(variant))
+    if not (config.study.train or os.path.exists(os.path.join(run_dir, TIMING_FILE))):
+      logging.info("study: %s is not trained and study.train is off: left out", name)
+      continue
+    jobs.append((name, lambda v=variant, d=run_dir: run_variant(v, d, names)))
   for block in config.study.probe_blocks:
     jobs.append((f"linear probe, mean tokens of block {_block_name(block)}",
                  lambda b=block: probe_result(config, "mean", b, names)))

@@ -188,7 +188,10 @@ def test_study_quick_writes_one_table_and_reuses_results(four_splits, tmp_path):
   mtimes = {f: os.path.getmtime(os.path.join(workdir, "runs", f))
             for f in os.listdir(os.path.join(workdir, "runs"))}
   config.study.splits = ("val", "test")
+  config.study.train = False  # an untrained variant is left out, not trained
+  config.study.variants = config.study.variants + (("never trained", {"optim.lr": 0.5}),)
   again = study.study(config, workdir)
+  assert [r["variant"] for r in again] == [r["variant"] for r in rows]
   assert [r["val"] for r in again] == [r["val"] for r in rows]
   assert all(0 <= r["test: unseen"] <= 100 for r in again)
   assert all(np.isnan(r["cross_source"]) for r in again)
