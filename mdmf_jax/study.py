@@ -191,7 +191,9 @@ def run_variant(config, run_dir, names) -> dict:
   timing = os.path.join(run_dir, TIMING_FILE)
   if not os.path.exists(timing):  # a finished run is only scored (e.g. on a later split)
     start = time.time()
-    train.train(config, run_dir)
+    final = train.train(config, run_dir)
+    if int(final.step) != config.train.total_steps:  # preempted (SIGTERM): not finished
+      raise RuntimeError(f"{run_dir} stopped at step {int(final.step)}; rerun to finish it")
     with open(timing, "w") as f:
       json.dump(time.time() - start, f)
   with open(timing) as f:
