@@ -46,7 +46,7 @@ def get_config(arg: str = ""):
   c.train.checkpoint_every = STEPS
   c.select.every = 100
   c.study.variants = VARIANTS
-  c.study.probe_blocks = (None, 8)
+  c.study.probe_blocks = (None, 6, 8)
   if arg == "quick":
     c.data.image_size = 28
     c.data.batch_size = 16  # a multiple of 2 x 8: the tests run on 8 fake devices
