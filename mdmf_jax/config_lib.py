@@ -107,6 +107,21 @@ def base() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 200
   c.train.keep_checkpoints = 3
 
+  # Model selection on validation (selection.py): every `every` steps (0: off) the
+  # mdmf score's average AUROC on data.name's `split` picks the checkpoint that
+  # evaluation and detection use (W/selected, W/selected.json).
+  c.select = ml_collections.ConfigDict()
+  c.select.every = 0
+  c.select.split = "val"
+
+  # The study harness (study.py, configs/study.py): variants of this config, each a
+  # (name, {"dotted.field": value}) pair, trained and scored on the same cached features.
+  c.study = ml_collections.ConfigDict()
+  c.study.variants = ()
+  c.study.splits = ("val",)  # scored splits; add "test", "cross_source" to report once
+  c.study.probe_blocks = (None,)  # linear probes on mean-pooled tokens (None: last block)
+  c.study.train = True  # False: score only the variants already trained, train nothing
+
   # Evaluation (evaluate.py); changing these never invalidates a training workdir.
   c.eval = ml_collections.ConfigDict()
   c.eval.after_training = True  # --mode=train ends with the evaluation
@@ -269,6 +284,8 @@ def validate(config, *, device_count=None):
   if config.data.feature_cache and "://" in cache_root:  # np.load(mmap_mode) needs a local file
     _fail("data.cache_dir", f"the feature cache is memory-mapped and needs a local folder, "
           f"got {cache_root}; set data.cache_dir to a local disk")
+  if config.select.every < 0:
+    _fail("select.every", f"must be >= 0 (0: no selection), got {config.select.every}")
   if not 0.0 <= config.pfs.dropout < 1.0:
     _fail("pfs.dropout", f"must be in [0, 1), got {config.pfs.dropout}")
 

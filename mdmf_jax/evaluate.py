@@ -36,7 +36,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from mdmf_jax import (checkpoint, config_lib, features, linear_probe, metrics, reports, scoring,
-                      train, train_step)
+                      selection, train, train_step)
 from mdmf_jax.data import builder, pipeline, transforms
 
 
@@ -67,7 +67,8 @@ def _eval_dir(workdir):
 
 
 def load_scorer(config, workdir) -> scoring.Scorer:
-  """The frozen backbone and the trained PFS of `workdir`'s latest checkpoint."""
+  """The frozen backbone and the trained PFS of `workdir`: its selected checkpoint when
+  training selected one on validation (selection.py), else its latest."""
   model, backbone_params = features.frozen_backbone(config)
   featurize = features.make_featurizer(model, config.patches)
   size = config.data.image_size
@@ -75,12 +76,8 @@ def load_scorer(config, workdir) -> scoring.Scorer:
                                                                        np.float32))
   template = train_step.init_state(config, np.ones((2,) + z.shape[1:], np.float32),
                                    jax.random.key(0))
-  ckpt = checkpoint.Checkpoints(workdir, save_every=1, keep=1)
-  state, step = ckpt.restore_or(jax.device_get(template))
-  ckpt.close()
-  if not step:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
-  logging.info("scoring with the PFS of step %d", step)
+  state, which = selection.load_trained(workdir, jax.device_get(template))
+  logging.info("scoring with the PFS of %s", which)
   global_featurize = linear_probe.make_global_featurizer(model, config.eval.probe_feature,
                                                          config.eval.probe_block)
   return scoring.Scorer(config, featurize, backbone_params, state.params,
@@ -217,10 +214,7 @@ def build_banks(config, scorer, workdir) -> dict[str, scoring.Bank]:
     key = "global" if method == "global" else "mdmf"
     points = jax.tree.map(lambda *a: np.concatenate(a)[:config.eval.bank_images],
                           *collected[key])
-    flat_count = jax.tree.leaves(points)[0].shape[0] * jax.tree.leaves(points)[0].shape[1]
-    if flat_count > config.eval.bank_patches:  # keep a random subset of patches
-      keep = np.sort(rng.choice(flat_count, config.eval.bank_patches, replace=False))
-      points = jax.tree.map(lambda a: a.reshape((-1, 1) + a.shape[2:])[keep], points)
+    points = selection.bank_subset(points, config.eval.bank_patches, rng)
     banks[method] = scorer.bank_from_points(points, method, config.eval.vote_quantile)
     if jax.process_index() == 0:
       save_bank(paths[method], banks[method], settings)

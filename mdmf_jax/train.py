@@ -4,8 +4,10 @@
 
 Rerunning the same command with the same workdir resumes from the latest
 checkpoint (train state and data-iterator position, so the result equals an
-uninterrupted run). SIGTERM (preemption) saves a checkpoint and returns; a
-non-finite loss or gradient stops the run before anything bad is saved.
+uninterrupted run). With config.select.every, the step with the best
+validation AUROC is kept apart as the selected checkpoint (selection.py).
+SIGTERM (preemption) saves a checkpoint and returns; a non-finite loss or
+gradient stops the run before anything bad is saved.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from mdmf_jax import checkpoint, config_lib, features, metric_log, parallel, train_step
+from mdmf_jax import (checkpoint, config_lib, features, metric_log, parallel, selection,
+                      train_step)
 from mdmf_jax.data import demo, pipeline
 
 
@@ -84,6 +87,8 @@ def train(config, workdir: str):
   checkpoint.guard_workdir(workdir, config)
   if config.data.build_demo:
     demo.build_demo(config.data.data_dir, seed=config.seed)
+  if config.select.every:
+    selection.check_splits(config)
   model, backbone_params = features.frozen_backbone(config)
   featurize = features.make_featurizer(model, config.patches)
   per_group = config.data.batch_size // (2 * groups)  # images per side in a group
@@ -117,6 +122,8 @@ def train(config, workdir: str):
   total = config.train.total_steps
   log = metric_log.MetricLog(workdir, total_steps=total, images_per_step=config.data.batch_size,
                              start_step=start)
+  selector = (selection.Selection(config, workdir, model, backbone_params)
+              if config.select.every else None)
   update = dp.step(step_fn)
   state, frozen = dp.put_state(state), dp.put_state(frozen)
   preemption = _Preemption()
@@ -135,6 +142,8 @@ def train(config, workdir: str):
         log.write(done, metrics)
       preempted = preemption.take()
       ckpt.save(done, dp.get_state(state), data_iterator, force=preempted or done == total)
+      if selector and selector.due(done) and not preempted:
+        selector.update(done, dp.get_state(state))
       if preempted:
         _report_preemption(ckpt, done, workdir)
         break
@@ -143,6 +152,8 @@ def train(config, workdir: str):
     ckpt.wait()
     ckpt.close()
     log.close()
+    if selector:
+      selector.close()
   final = dp.get_state(state)
   logging.info("process %d: step %d, params sha256 %s", jax.process_index(), int(final.step),
                params_digest(final.params))
