@@ -256,14 +256,19 @@ def patch_colour_statistics(params, images):
   return jnp.concatenate([blocks.mean(2), blocks.std(2)], -1)
 
 
-def test_a_planted_corner_defect_lights_up_in_that_corner():
+def patch_statistics_scorer():
+  """A Scorer on `patch_colour_statistics` with a random PFS and a Gaussian kernel (fast)."""
   config = config_lib.base()
   config.pfs.hidden_dim, config.pfs.out_dim = 16, 8
   config.kernel.name, config.kernel.learn_bandwidth = "gaussian", False
   config.kernel.params.bandwidth = 1.0
   pfs_params = train_step.init_state(config, np.ones((2, 4, 6), np.float32),
                                      jax.random.key(0)).params
-  scorer = scoring.Scorer(config, patch_colour_statistics, None, pfs_params, block_size=16)
+  return scoring.Scorer(config, patch_colour_statistics, None, pfs_params, block_size=16)
+
+
+def test_a_planted_corner_defect_lights_up_in_that_corner():
+  scorer = patch_statistics_scorer()
   clean = smooth_images(1, 112, 140, seed=10)[0]
   image = clean.copy()
   image[-28:, -28:] = (255, 0, 255)  # a flat magenta bottom-right corner
