@@ -65,8 +65,10 @@ def _crop_scores(scorer, bank, crops, batch_size):
   return np.concatenate(out) if out else np.zeros(0)
 
 
-def score_split(config, scorer, whole, bank, split, field) -> dict[str, np.ndarray]:
-  """{"label", "generator", "path", "digest", "patches", "crop", "whole"} of every record."""
+def score_split(config, scorer, whole, bank, split, field, reals_only=False
+                ) -> dict[str, np.ndarray]:
+  """{"label", "generator", "path", "digest", "patches", "crop", "whole"} of every record
+  (of every real one if `reals_only`)."""
   name = config.eval.whole_data_name
   try:
     builder.check_split(config.data.data_dir, name, split, field)
@@ -79,6 +81,8 @@ def score_split(config, scorer, whole, bank, split, field) -> dict[str, np.ndarr
   by_digest, crops = {}, []  # digest -> (whole score, patches); first-seen crops
   start, patches = time.monotonic(), 0
   for record in pipeline.open_split(config.data.data_dir, name, split):
+    if reals_only and record["label"] != 0:
+      continue
     digest = hashlib.sha256(record["image"]).hexdigest()
     for key, value in (("label", record["label"]), ("generator", record["generator"]),
                        ("path", record["path"]), ("digest", digest)):
@@ -179,7 +183,7 @@ def evaluate_whole(config, workdir) -> dict[str, list[dict]]:
   whole = whole_scorer(config, scorer, bank)
   out_dir = _out_dir(workdir)
   scored = score_split(config, scorer, whole, bank, config.eval.whole_calibration_split,
-                       "eval.whole_calibration_split")
+                       "eval.whole_calibration_split", reals_only=True)
   calibrations, report = calibrate(config, scored)
   (epath.Path(out_dir) / CALIBRATION_FILE).write_text(json.dumps(report, indent=2))
   crop_patches = int(np.prod(features.grid_shape(config)))

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mdmf_jax import config_lib, features, metrics, mmd, scoring, train_step, whole_image
+from mdmf_jax import (config_lib, evaluate_whole, features, metrics, mmd, scoring, train_step,
+                      whole_image)
 
 TILE, WINDOW = 28, 14  # the tiny ViT: a 2 x 2 patch grid per tile
 
@@ -287,3 +288,47 @@ def test_a_planted_corner_defect_lights_up_in_that_corner():
   assert shown.shape == (56, 70, 3) and shown_heat.shape == (56, 70)
   np.testing.assert_allclose(shown[0, 0], image[:2, :2].mean(axis=(0, 1)) / 255)
   np.testing.assert_allclose(shown_heat[-14:, -14:], heat[-28:, -28:][::2, ::2])
+
+
+# --------------------------------------------------------------------------
+# Whole-image evaluation tables.
+# --------------------------------------------------------------------------
+
+
+def test_evaluation_calibrates_each_mode_on_distinct_reals_and_tabulates_both():
+  rng = np.random.default_rng(12)
+  # Two generators; each folder holds the same 10 reals (same digests) and 10 fakes.
+  reals = [f"r{i}" for i in range(10)]
+  scored = {"label": [], "generator": [], "path": [], "digest": []}
+  for g in (0, 1):
+    for label, names in ((0, reals), (1, [f"f{g}{i}" for i in range(10)])):
+      for name in names:
+        scored["label"].append(label)
+        scored["generator"].append(g)
+        scored["path"].append(f"g{g}/{label}/{name}.png")
+        scored["digest"].append(name)
+  scored = {k: np.asarray(v) for k, v in scored.items()}
+  value = {d: rng.uniform() + d.startswith("f") for d in set(scored["digest"])}
+  scored["whole"] = np.asarray([value[d] for d in scored["digest"]])
+  scored["crop"] = scored["whole"][::-1].copy()
+  scored["patches"] = np.full(40, 20)
+  config = config_lib.base()
+  calibrations, report = evaluate_whole.calibrate(config, scored)
+  distinct = sorted(reals)  # path order of the first folder
+  for mode in evaluate_whole.MODES:
+    first = [scored[mode][(scored["digest"] == d) & (scored["generator"] == 0)][0]
+             for d in distinct[0::2]]
+    assert calibrations[mode] == metrics.calibrate(first, config.eval.alpha)
+    assert report[mode]["num_fpr_check"] == 5
+    assert report[mode]["settings"] == evaluate_whole.settings(config)
+  rows = evaluate_whole.comparison_rows(scored, calibrations, ["a", "b"])
+  assert [r["generator"] for r in rows] == ["a", "b", "average"]
+  for g, row in enumerate(rows[:2]):
+    keep = scored["generator"] == g
+    for mode in evaluate_whole.MODES:
+      m = metrics.binary_metrics(scored[mode][keep], scored["label"][keep],
+                                 calibrations[mode].threshold)
+      assert (row[f"auroc_{mode}"], row[f"tpr_{mode}"]) == (m["auroc"], m["fake_acc"])
+  summary = evaluate_whole.summary_rows("test", scored, calibrations, rows, crop_patches=4)
+  assert [(r["mode"], r["num_real"], r["num_fake"], r["patches_per_image"])
+          for r in summary] == [("crop", 10, 20, 4.0), ("whole", 10, 20, 20.0)]
