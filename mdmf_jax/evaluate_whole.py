@@ -124,7 +124,8 @@ def calibrate(config, scored) -> tuple[dict[str, metrics.Calibration], dict]:
   for mode in MODES:
     cal = metrics.calibrate(scored[mode][first], config.eval.alpha)
     calibrations[mode] = cal
-    report[mode] = {**cal.to_json(), "empirical_fpr": metrics.empirical_fpr(cal, scored[mode][second]),
+    report[mode] = {**cal.to_json(),
+                    "empirical_fpr": metrics.empirical_fpr(cal, scored[mode][second]),
                     "num_fpr_check": len(second), "settings": settings(config)}
     logging.info("whole-image evaluation, %s: threshold %.4g at alpha %.3f; empirical FPR on "
                  "%d held-out reals: %.3f", mode, cal.threshold, config.eval.alpha, len(second),

@@ -16,7 +16,8 @@ An image of any size, both sides at least the model size S, becomes ONE patch se
            image of the same size. Tiles holding no sampled patch are not run.
 
 Memory: tiles are cut and run through the backbone `tile_batch` at a time (the
-last batch zero-padded, one compiled shape), so the backbone's memory does not
+last batch zero-padded; an image of fewer tiles pads them to the next power of
+two, so a few compiled shapes), so the backbone's memory does not
 grow with the image; the patch points kept are at most `max_patches`, and the
 set MMD, quadratic in the set size, is bounded by the cap. Sets are padded to
 the next power of two (at most `max_patches`) with a mask, so the jitted MMD
@@ -90,7 +91,7 @@ def layout(height: int, width: int, tile: int, window: int) -> Layout:
 
 
 def capped(full: Layout, max_patches: int, seed: int) -> Layout:
-  """`full` with at most `max_patches` patches (a seeded uniform subsample), unused tiles dropped."""
+  """`full` with at most `max_patches` patches (seeded uniform subsample); unused tiles dropped."""
   if full.num_patches <= max_patches:
     return full
   keep = np.sort(np.random.default_rng(seed).choice(full.num_patches, max_patches,
@@ -110,9 +111,9 @@ def tiles(image: np.ndarray, where: Layout, first: int, count: int) -> np.ndarra
   return out / 255.0
 
 
-def bucket_size(num_patches: int, max_patches: int) -> int:
-  """The padded size of a set of 1 <= num_patches <= max_patches: the next power of two, capped."""
-  return min(1 << math.ceil(math.log2(num_patches)), max_patches)
+def bucket_size(count: int, limit: int) -> int:
+  """The padded size of 1 <= count <= limit patches (or tiles): the next power of two, capped."""
+  return min(1 << math.ceil(math.log2(count)), limit)
 
 
 def pad_set(points, num: int):
@@ -173,9 +174,11 @@ class WholeImageScorer:
   def points(self, image: np.ndarray, where: Layout):
     """Leaves (K, ...): the PFS points of `where`'s patches, tiles streamed in batches."""
     parts = []
-    for first in range(0, len(where.tile_origins), self.tile_batch):
-      batch = jax.device_get(self._tile_points(tiles(image, where, first, self.tile_batch)))
-      here = (where.patch_tiles >= first) & (where.patch_tiles < first + self.tile_batch)
+    # A small image's tiles are padded to a power of two, not to a full tile batch.
+    batch_size = bucket_size(len(where.tile_origins), self.tile_batch)
+    for first in range(0, len(where.tile_origins), batch_size):
+      batch = jax.device_get(self._tile_points(tiles(image, where, first, batch_size)))
+      here = (where.patch_tiles >= first) & (where.patch_tiles < first + batch_size)
       rows, cells = where.patch_tiles[here] - first, where.patch_cells[here]
       parts.append(jax.tree.map(lambda a: a[rows, cells], batch))
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
