@@ -15,6 +15,8 @@ check the FPR), so its p-values are exact in that mode. Writes W/eval/whole/:
                          (reused by --mode=detect --config.detect.mode=whole)
   <split>.md|csv|json    per generator: AUROC and TPR at the calibrated
                          threshold, crop next to whole
+  <split>_scores.csv     per image: path, label, generator, patches, crop and
+                         whole scores
   summary.md|csv|json    per split and mode: average AUROC, empirical FPR on
                          the split's reals, mean patches per image
 A real stored once per generator folder (same bytes) is scored once.
@@ -23,6 +25,7 @@ A real stored once per generator folder (same bytes) is scored once.
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import hashlib
 import json
@@ -161,6 +164,16 @@ def summary_rows(split, scored, calibrations, comparison, crop_patches) -> list[
           for mode in MODES]
 
 
+def write_scores(path, scored, names):
+  """Per-image rows: path, label, generator name, patches, crop score, whole score."""
+  with epath.Path(path).open("w") as f:
+    writer = csv.writer(f)
+    writer.writerow(("path", "label", "generator", "patches", "crop", "whole"))
+    for i in range(len(scored["path"])):
+      writer.writerow((scored["path"][i], scored["label"][i], names[scored["generator"][i]],
+                       scored["patches"][i], scored["crop"][i], scored["whole"][i]))
+
+
 def _out_dir(workdir) -> str:
   path = epath.Path(workdir) / "eval" / "whole"
   path.mkdir(parents=True, exist_ok=True)
@@ -192,7 +205,9 @@ def evaluate_whole(config, workdir) -> dict[str, list[dict]]:
   for split in config.eval.whole_splits:
     scored = score_split(config, scorer, whole, bank, split, "eval.whole_splits")
     source = pipeline.open_split(config.data.data_dir, config.eval.whole_data_name, split)
-    tables[split] = comparison_rows(scored, calibrations, pipeline.generator_names(source))
+    names = pipeline.generator_names(source)
+    write_scores(os.path.join(out_dir, f"{split}_scores.csv"), scored, names)
+    tables[split] = comparison_rows(scored, calibrations, names)
     print(reports.write_table(
         tables[split], os.path.join(out_dir, split),
         f"Centre crop vs whole image: AUROC and TPR (%) at alpha={config.eval.alpha}, "

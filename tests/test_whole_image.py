@@ -13,6 +13,7 @@ import pytest
 
 from mdmf_jax import (config_lib, evaluate_whole, features, metrics, mmd, scoring, train_step,
                       whole_image)
+from mdmf_jax.data import demo_whole
 
 TILE, WINDOW = 28, 14  # the tiny ViT: a 2 x 2 patch grid per tile
 
@@ -332,3 +333,16 @@ def test_evaluation_calibrates_each_mode_on_distinct_reals_and_tabulates_both():
   summary = evaluate_whole.summary_rows("test", scored, calibrations, rows, crop_patches=4)
   assert [(r["mode"], r["num_real"], r["num_fake"], r["patches_per_image"])
           for r in summary] == [("crop", 10, 20, 4.0), ("whole", 10, 20, 20.0)]
+
+
+def test_whole_benchmark_pictures_keep_native_pixels_or_are_downscaled():
+  photo = np.random.default_rng(13).integers(0, 256, (500, 700, 3), np.uint8)
+  cropped = demo_whole.fit_photo(photo, "crop", 336, 56)
+  np.testing.assert_array_equal(cropped, photo[82:82 + 336, 182:182 + 336])  # central, native
+  assert demo_whole.fit_photo(photo, "downscale", 336, 56).shape == (224, 336, 3)  # 240 -> 224
+  assert demo_whole.fit_photo(photo[:100, :130], "crop", 336, 56).shape == (56, 112, 3)
+  fake = np.zeros_like(cropped)
+  corner = demo_whole.corner_fake(cropped, fake)
+  assert np.all(corner[:168, :168] == 0)
+  np.testing.assert_array_equal(corner[168:], cropped[168:])
+  np.testing.assert_array_equal(corner[:, 168:], cropped[:, 168:])

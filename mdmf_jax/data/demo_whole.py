@@ -4,10 +4,17 @@ The crop benchmark (data/demo.py) stores model-size crops; this one stores the
 same photographs whole, for whole-image detection (docs/whole_image.md). The
 photo split is the demo's own (demo_photos.assign_splits with the demo's seed
 and fractions), so the val, test and cross_source photographs are still ones
-training never saw. Each photograph is downscaled (bilinear, antialiased) so
-that its longer side is at most `max_side`, then its sides are trimmed to
-multiples of `side_multiple` (a few distinct shapes: each generator compiles
-once per shape). Images whose shorter side ends below `min_side` are left out.
+training never saw. Each photograph is fitted into `max_side` (CPU time) by
+`fit`:
+  "crop"       its central region of at most max_side x max_side native pixels
+               (default: the pixels keep the statistics of the demo's crops,
+               which training and the bank saw);
+  "downscale"  the whole photograph resized (bilinear, antialiased) so that
+               its longer side is at most max_side: all the content, but
+               resampled, a shift away from the training crops' statistics.
+Then its sides are trimmed to multiples of `side_multiple` (a few distinct
+shapes: each generator compiles once per shape). Images whose shorter side
+ends below `min_side` are left out.
 
 Fakes (layout `generator`: <split>/<generator>/0_real|1_fake/<photo>.png):
   <family>         the demo's generator family applied to the whole picture;
@@ -51,22 +58,29 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = "mdmf_demo_whole"
   config.seed = 0  # the demo's seed: its photo split and its autoencoders
-  config.max_side = 448  # CPU time: 4 x 3 tiles of 112 px for a 4:3 photograph
+  config.fit = "crop"  # crop | downscale (module docstring)
+  config.max_side = 336  # CPU time: 3 x 3 tiles of 112 px, 576 patches (a crop: 64)
   config.side_multiple = 56
   config.min_side = 112  # the demo's model size
-  # Families of demo.get_config().generators; realesrgan works too but is slow on CPU
-  # (about 10 s per 448 px picture).
-  config.generators = ("tconv", "nearest", "bilinear", "pixel_shuffle")
+  # Families of demo.get_config().generators (each a few minutes of autoencoder
+  # training on CPU); realesrgan works too but is slow on CPU (seconds per picture).
+  config.generators = ("tconv", "bilinear")
   config.corner_generators = ("tconv", "bilinear")  # also as top-left-quadrant fakes
   return config
 
 
-def fit_photo(image: np.ndarray, max_side: int, side_multiple: int) -> np.ndarray:
-  """Downscaled so the longer side is <= max_side, then trimmed (bottom/right) to multiples."""
+def fit_photo(image: np.ndarray, fit: str, max_side: int, side_multiple: int) -> np.ndarray:
+  """Centre-cropped or downscaled into max_side, then trimmed (bottom/right) to multiples."""
   height, width, _ = image.shape
-  scale = min(1.0, max_side / max(height, width))
-  if scale < 1.0:
-    image = transforms.resize(image, round(height * scale), round(width * scale))
+  if fit == "crop":
+    top, left = max(0, (height - max_side) // 2), max(0, (width - max_side) // 2)
+    image = image[top:top + max_side, left:left + max_side]
+  elif fit == "downscale":
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+      image = transforms.resize(image, round(height * scale), round(width * scale))
+  else:
+    raise ValueError(f"fit={fit!r}; expected 'crop' or 'downscale'")
   height, width, _ = image.shape
   return image[:height - height % side_multiple, :width - width % side_multiple]
 
@@ -92,7 +106,7 @@ def _photos(config, demo_config):
     pictures[split] = {}
     for source in sorted(photo_splits[split], key=lambda s: s.name):
       for view, image in enumerate(source.load()):
-        image = fit_photo(image, config.max_side, config.side_multiple)
+        image = fit_photo(image, config.fit, config.max_side, config.side_multiple)
         if min(image.shape[:2]) < config.min_side:
           logging.info("%s: %s view %d is %s after fitting; left out", split, source.name,
                        view, image.shape[:2])
