@@ -78,16 +78,16 @@ def layout(height: int, width: int, tile: int, window: int) -> Layout:
   if tile % window:
     raise ValueError(f"tile size {tile} is not a multiple of the patch size {window}")
   per_tile = tile // window
-  origins, tiles, cells = [], [], []
+  origins, tile_of, cells = [], [], []
   for top, rows in axis_tiles(height, tile, window):
     for left, cols in axis_tiles(width, tile, window):
       grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
       cells.append((grid_rows * per_tile + grid_cols).ravel())
-      tiles.append(np.full(cells[-1].size, len(origins)))
+      tile_of.append(np.full(cells[-1].size, len(origins)))
       origins.append((top, left))
-  origins, tiles, cells = np.asarray(origins), np.concatenate(tiles), np.concatenate(cells)
-  patch_origins = origins[tiles] + window * np.stack([cells // per_tile, cells % per_tile], 1)
-  return Layout(height, width, tile, window, origins, tiles, cells, patch_origins)
+  origins, tile_of, cells = np.asarray(origins), np.concatenate(tile_of), np.concatenate(cells)
+  patch_origins = origins[tile_of] + window * np.stack([cells // per_tile, cells % per_tile], 1)
+  return Layout(height, width, tile, window, origins, tile_of, cells, patch_origins)
 
 
 def capped(full: Layout, max_patches: int, seed: int) -> Layout:
@@ -102,7 +102,7 @@ def capped(full: Layout, max_patches: int, seed: int) -> Layout:
                              patch_origins=full.patch_origins[keep])
 
 
-def tiles(image: np.ndarray, where: Layout, first: int, count: int) -> np.ndarray:
+def cut_tiles(image: np.ndarray, where: Layout, first: int, count: int) -> np.ndarray:
   """float32 (count, S, S, 3) in [0, 1]: tiles first.. of `where`, zero tiles past the end."""
   size = where.tile
   out = np.zeros((count, size, size, 3), np.float32)
@@ -146,6 +146,8 @@ def masked_set_mmd(kernel_fn, points, mask, bank, block_size: int):
 
 @dataclasses.dataclass(frozen=True)
 class Scored:
+  """One whole image's score, the witness of each patch of its set, and where they lie."""
+
   score: float
   witness: np.ndarray  # (K,) one per patch of `layout`
   layout: Layout
@@ -177,7 +179,7 @@ class WholeImageScorer:
     # A small image's tiles are padded to a power of two, not to a full tile batch.
     batch_size = bucket_size(len(where.tile_origins), self.tile_batch)
     for first in range(0, len(where.tile_origins), batch_size):
-      batch = jax.device_get(self._tile_points(tiles(image, where, first, batch_size)))
+      batch = jax.device_get(self._tile_points(cut_tiles(image, where, first, batch_size)))
       here = (where.patch_tiles >= first) & (where.patch_tiles < first + batch_size)
       rows, cells = where.patch_tiles[here] - first, where.patch_cells[here]
       parts.append(jax.tree.map(lambda a: a[rows, cells], batch))
