@@ -154,7 +154,8 @@ def base() -> ml_collections.ConfigDict:
   c.detect.resize = False  # resize to the model size instead of centre-cropping
   c.detect.method = "mdmf"
   # crop: the centre S x S crop; whole: every patch at native resolution
-  # (whole_image.py; calibrated by --mode=eval_whole).
+  # (whole_image.py; calibrated by --mode=eval_whole). crop stays the default on the
+  # measurement in docs/whole_image.md (whole's FPR needs matching calibration reals).
   c.detect.mode = "crop"
 
   # Shortcut audit (--mode=audit, audit.py): trivial cues vs the real/fake label.
