@@ -44,6 +44,7 @@ CALIBRATION_FILE = "calibration.json"
 
 
 def whole_scorer(config, scorer, bank) -> whole_image.WholeImageScorer:
+  """`scorer` (a scoring.Scorer) and `bank` scoring whole images as `config` says."""
   size = config.data.image_size
   return whole_image.WholeImageScorer(
       scorer, bank, tile_size=size, window=size // features.grid_shape(config)[0],
@@ -65,7 +66,7 @@ def _crop_scores(scorer, bank, crops, batch_size):
     batch = np.zeros((batch_size,) + chunk.shape[1:], np.float32)
     batch[:len(chunk)] = chunk / 255.0
     out.append(np.asarray(scorer.scores(batch, {"mdmf": bank})["mdmf"][0])[:len(chunk)])
-  return np.concatenate(out) if out else np.zeros(0)
+  return np.concatenate(out)
 
 
 def score_split(config, scorer, whole, bank, split, field, reals_only=False
