@@ -9,6 +9,10 @@ crop S x S -> float32 in [0, 1], so a file scores as it would in `evaluate`.
 Decoding runs on a thread pool ahead of the detector, which only ever sees full
 batches (the last one zero-padded), so its jitted shapes stay static.
 
+`mode="whole"` skips the crop: each image is scored whole at native resolution
+(whole_image.py; its tiles are the batches), with the whole-image calibration
+(evaluate_whole.py). Progress logs images/s and patches/s in both modes.
+
 Rows, one per file in input order (`ROW_FIELDS`):
   path      the file, as given or joined below the given folder
   score     the method's score (MMD for mdmf, the logit for linear_probe), higher =
@@ -22,7 +26,8 @@ for every file when the detector was never calibrated. JSON output is
 {"summary": {...}, "rows": [...]}. Outputs are written atomically.
 
 Heat maps (`heatmap_dir`): one PNG per scored file of the per-patch witness over
-the S x S crop the model saw. Its name is the file's path below the given
+the S x S crop the model saw (mode "whole": over the whole picture, block-averaged
+to at most 1024 px a side for display). Its name is the file's path below the given
 folder's parent (a file given directly: its own name), extension dropped, "/"
 replaced by "__" (`photos/a/b.jpg` -> `photos__a__b.png`, as evaluate's heat
 maps); a name taken twice, e.g. by b.jpg and b.png, gets "~2", "~3", ...
@@ -47,6 +52,7 @@ import numpy as np
 
 from mdmf_jax import metrics
 from mdmf_jax import reports
+from mdmf_jax import whole_image
 from mdmf_jax.data import builder
 from mdmf_jax.data import decode
 from mdmf_jax.data import pipeline
@@ -111,8 +117,8 @@ def heatmap_names(relpaths: Sequence[str]) -> list[str]:
   return names
 
 
-def _load(path: str, options: pipeline.ImageOptions) -> np.ndarray | str:
-  """One file -> its uint8 (S, S, 3) crop, or an error "code: reason"."""
+def _load(path: str, options: pipeline.ImageOptions, crop: bool) -> np.ndarray | str:
+  """One file -> its uint8 (S, S, 3) crop (or the whole fitted image), or "code: reason"."""
   try:
     if os.path.exists(path) and not os.path.isfile(path):
       return f"{builder.UNREADABLE_FILE}: not a regular file"
@@ -124,16 +130,16 @@ def _load(path: str, options: pipeline.ImageOptions) -> np.ndarray | str:
     image = options.fit(options.load(data))
   except decode.UnreadableImageError as e:
     return str(e)
-  return transforms.center_crop(image, options.image_size)
+  return transforms.center_crop(image, options.image_size) if crop else image
 
 
-def _load_all(paths: Sequence[str], options: pipeline.ImageOptions,
+def _load_all(paths: Sequence[str], options: pipeline.ImageOptions, crop: bool,
               num_threads: int, prefetch: int) -> Iterator[np.ndarray | str]:
   """`_load` on a thread pool (Pillow releases the GIL), in order, `prefetch` ahead."""
   with concurrent.futures.ThreadPoolExecutor(num_threads) as pool:
     pending = collections.deque()
     for path in paths:
-      pending.append(pool.submit(_load, path, options))
+      pending.append(pool.submit(_load, path, options, crop))
       if len(pending) > prefetch:
         yield pending.popleft().result()
     while pending:
@@ -144,17 +150,46 @@ def _empty_row(path: str) -> dict[str, Any]:
   return {field: None for field in ROW_FIELDS} | {"path": path}
 
 
-class _Scorer:
-  """Fills rows from full, zero-padded batches (the detector's shapes stay static)."""
+class _Rows:
+  """Fills the rows of scored files: score, p-value, decision, heat map; counts patches."""
 
-  def __init__(self, detector, rows: list[dict[str, Any]], batch_size: int,
-               heatmap_dir: str | None, files: Sequence[_File]):
-    self._detector, self._rows, self._batch_size = detector, rows, batch_size
+  def __init__(self, rows: list[dict[str, Any]], calibration, heatmap_dir: str | None,
+               files: Sequence[_File]):
+    self._rows, self._calibration = rows, calibration
     self._heatmap_dir, self._files = heatmap_dir, files
     self._heatmap_names = heatmap_names([file.name for file in files])
-    self._calibration = detector.calibration
+    self.num_scored = self.num_patches = 0
+
+  @property
+  def heatmaps(self) -> bool:
+    return self._heatmap_dir is not None
+
+  def record(self, index: int, score: float, num_patches: int, plot):
+    """`plot(path, title)` draws the file's heat map (called only when heat maps are on)."""
+    row = self._rows[index]
+    if not math.isfinite(score):  # p-values of NaN are undefined
+      row["error"] = f"{NON_FINITE_SCORE}: the detector returned {score}"
+      return
+    row["score"] = float(score)
+    self.num_scored += 1
+    self.num_patches += num_patches
+    if self._calibration is not None:
+      row["p_value"] = float(metrics.p_values(self._calibration, score))
+      row["decision"] = "fake" if row["p_value"] <= self._calibration.alpha else "real"
+    if self.heatmaps:
+      title = f"{self._files[index].name}\nscore {row['score']:.4g}"
+      if row["decision"] is not None:
+        title += f", p {row['p_value']:.3g}: {row['decision']}"
+      plot(os.path.join(self._heatmap_dir, self._heatmap_names[index]), title)
+
+
+class _CropScorer:
+  """Scores centre crops in full, zero-padded batches (the detector's shapes stay static)."""
+
+  def __init__(self, detector, rows: _Rows, batch_size: int):
+    self._detector, self._rows, self._batch_size = detector, rows, batch_size
+    self._patches = int(np.prod(detector.grid))
     self._indices, self._images = [], []
-    self.num_scored = 0
 
   def add(self, index: int, image: np.ndarray):
     self._indices.append(index)
@@ -170,34 +205,31 @@ class _Scorer:
     batch = np.stack(self._images + padding).astype(np.float32)
     batch /= 255  # as evaluation's batches: float32 in [0, 1]
     scores = np.asarray(self._detector.score(batch), np.float64)[:count]
-    finite = np.isfinite(scores)
-    p_values = np.full(count, np.nan)
-    if self._calibration is not None:  # p-values of NaN are undefined
-      p_values[finite] = metrics.p_values(self._calibration, scores[finite])
-    heats = (np.asarray(self._detector.heatmaps(batch))[:count]
-             if self._heatmap_dir is not None else [None] * count)
-    for index, image, score, p, heat in zip(self._indices, batch, scores, p_values,
-                                            heats):
-      row = self._rows[index]
-      if not math.isfinite(score):
-        row["error"] = f"{NON_FINITE_SCORE}: the detector returned {score}"
-        continue
-      row["score"] = float(score)
-      self.num_scored += 1
-      if self._calibration is not None:
-        row["p_value"] = float(p)
-        row["decision"] = "fake" if p <= self._calibration.alpha else "real"
-      if heat is not None:
-        self._plot(index, image, heat, row)
+    heats = (np.asarray(self._detector.heatmaps(batch))[:count] if self._rows.heatmaps
+             else [None] * count)
+    for index, image, score, heat in zip(self._indices, batch, scores, heats):
+      self._rows.record(index, score, self._patches,
+                        lambda path, title: reports.plot_heatmap(image, heat, path, title))
     self._indices, self._images = [], []
 
-  def _plot(self, index: int, image: np.ndarray, heat: np.ndarray,
-            row: dict[str, Any]):
-    title = f"{self._files[index].name}\nscore {row['score']:.4g}"
-    if row["decision"] is not None:
-      title += f", p {row['p_value']:.3g}: {row['decision']}"
-    path = os.path.join(self._heatmap_dir, self._heatmap_names[index])
-    reports.plot_heatmap(image, heat, path, title)
+
+class _WholeScorer:
+  """Scores each image whole (whole_image.py): its tiles are the batches."""
+
+  def __init__(self, detector, rows: _Rows):
+    self._detector, self._rows = detector, rows
+
+  def add(self, index: int, image: np.ndarray):
+    scored = self._detector.score_image(image)
+
+    def plot(path, title):
+      heat = whole_image.heat_map(scored.layout, scored.witness)
+      reports.plot_heatmap(*whole_image.for_display(image, heat), path, title)
+
+    self._rows.record(index, scored.score, scored.layout.num_patches, plot)
+
+  def flush(self):
+    pass
 
 
 def _write_atomically(path: str, write_fn):
@@ -231,12 +263,13 @@ def write_rows(path: str, rows: Sequence[dict[str, Any]], summary: dict[str, Any
     raise ValueError(f"output={path!r}: name a .csv or a .json file")
 
 
-def _log_progress(done: int, total: int, scored: int, start: float):
+def _log_progress(done: int, total: int, rows: _Rows, start: float):
   elapsed = max(time.monotonic() - start, 1e-9)
   eta = (total - done) * elapsed / max(done, 1)
   logging.log_every_n_seconds(
-      logging.INFO, "detect: %d/%d files, %d scored, %.1f images/s, ETA %.0f s",
-      _PROGRESS_EVERY_S, done, total, scored, scored / elapsed, eta)
+      logging.INFO, "detect: %d/%d files, %d scored, %.1f images/s, %.0f patches/s, ETA %.0f s",
+      _PROGRESS_EVERY_S, done, total, rows.num_scored, rows.num_scored / elapsed,
+      rows.num_patches / elapsed, eta)
 
 
 def detect(
@@ -249,13 +282,17 @@ def detect(
     small_images: str = "pad",
     heatmap_dir: str | None = None,
     num_threads: int = min(8, os.cpu_count() or 1),
+    mode: str = "crop",
 ) -> dict[str, Any]:
   """Scores every file under `inputs`, writes `output` (.csv/.json), returns a summary.
 
   Args:
-    detector: has `image_size`, `calibration` (metrics.Calibration or None),
-      `score(images) -> (N,)` and `heatmaps(images) -> (N, h, w)`, both called
-      with float32 (batch_size, S, S, 3) batches only.
+    detector: has `image_size` and `calibration` (metrics.Calibration or None).
+      mode "crop": also `grid` (h, w), `score(images) -> (N,)` and
+      `heatmaps(images) -> (N, h, w)`, both called with float32
+      (batch_size, S, S, 3) batches only. mode "whole": also
+      `score_image(uint8 (H, W, 3)) -> whole_image.Scored`
+      (evaluate_whole.WholeImageDetector).
     inputs: files and folders.
     output: the result file; its extension picks CSV or JSON.
     batch_size: images per detector call; the last batch is zero-padded.
@@ -265,15 +302,19 @@ def detect(
     small_images: how images smaller than S are fitted (transforms.fit_to_crop).
     heatmap_dir: if set, write one heat map PNG per scored file there.
     num_threads: decoding threads.
+    mode: "crop" scores the centre S x S crop; "whole" every patch of the
+      image at native resolution (whole_image.py), one image at a time.
 
   Returns:
     num_files, num_scored, num_errors, num_fake (None without calibration),
-    errors_by_code, alpha, threshold, seconds, images_per_s.
+    errors_by_code, alpha, threshold, seconds, images_per_s, patches_per_s, mode.
   """
   if not output.endswith((".csv", ".json")):
     raise ValueError(f"output={output!r}: name a .csv or a .json file")
   if batch_size <= 0:
     raise ValueError(f"batch_size={batch_size} must be positive")
+  if mode not in ("crop", "whole") or (mode == "whole" and resize):
+    raise ValueError(f"mode={mode!r} (resize={resize}): 'crop', or 'whole' without resize")
   size = detector.image_size
   options = pipeline.ImageOptions(image_size=size, resize=size if resize else None,
                                   small_images=small_images)
@@ -283,24 +324,30 @@ def detect(
   rows = [_empty_row(file.path) for file in files]
   if heatmap_dir is not None:
     os.makedirs(heatmap_dir, exist_ok=True)
-  scorer = _Scorer(detector, rows, batch_size, heatmap_dir, files)
-  # Two batches in flight keep the decoders busy while the detector scores.
-  loaded = _load_all([f.path for f in files], options, num_threads,
-                     prefetch=2 * batch_size + num_threads)
+  filled = _Rows(rows, detector.calibration, heatmap_dir, files)
+  if mode == "crop":
+    scorer = _CropScorer(detector, filled, batch_size)
+    prefetch = 2 * batch_size + num_threads  # two batches in flight keep the decoders busy
+  else:
+    scorer = _WholeScorer(detector, filled)
+    prefetch = num_threads  # whole images can be large: few decoded ahead
+  loaded = _load_all([f.path for f in files], options, mode == "crop", num_threads, prefetch)
   for index, image_or_error in enumerate(loaded):
     if isinstance(image_or_error, str):
       rows[index]["error"] = image_or_error
     else:
       scorer.add(index, image_or_error)
-    _log_progress(index + 1, len(files), scorer.num_scored, start)
+    _log_progress(index + 1, len(files), filled, start)
   scorer.flush()
-  summary = _summarise(rows, detector.calibration, time.monotonic() - start)
+  summary = _summarise(rows, detector.calibration, time.monotonic() - start,
+                       filled.num_patches, mode)
   write_rows(output, rows, summary)
   logging.info("detect: %s -> %s", summary, output)
   return summary
 
 
-def _summarise(rows, calibration, seconds: float) -> dict[str, Any]:
+def _summarise(rows, calibration, seconds: float, num_patches: int, mode: str
+               ) -> dict[str, Any]:
   scored = sum(row["score"] is not None for row in rows)
   errors = collections.Counter(row["error"].split(":")[0] for row in rows
                                if row["error"] is not None)
@@ -316,6 +363,8 @@ def _summarise(rows, calibration, seconds: float) -> dict[str, Any]:
                     else calibration.to_json()["threshold"]),
       "seconds": round(seconds, 3),
       "images_per_s": round(scored / max(seconds, 1e-9), 2),
+      "patches_per_s": round(num_patches / max(seconds, 1e-9), 1),
+      "mode": mode,
   }
 
 
@@ -343,4 +392,4 @@ def detect_with_config(detector, config) -> dict[str, Any]:
       detector, inputs, output, batch_size=config.detect.batch_size,
       resize=config.detect.resize, small_images=config.data.small_images,
       heatmap_dir=heatmap_dir_for(output) if config.detect.heatmaps else None,
-      num_threads=config.data.num_threads)
+      num_threads=config.data.num_threads, mode=config.detect.mode)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mdmf_jax import evaluate, metrics
+from mdmf_jax import config_lib, evaluate, evaluate_whole, metrics
 from mdmf_jax.data import demo, transforms
 from tests.test_data_demo import tiny_config as tiny_demo_config
 from tests.test_train import REPO
@@ -142,3 +142,41 @@ def test_detector_loads_from_the_workdir_alone(trained):
   scores = detector.score(images)
   assert scores.shape == (8,) and np.all(np.isfinite(scores))
   assert detector.heatmaps(images).shape == (8, 2, 2)
+
+
+def test_eval_whole_then_detect_whole_through_main(trained, tmp_path):
+  """--mode=eval_whole tabulates crop vs whole; detect.mode=whole uses its calibration."""
+  workdir, common, _ = trained
+  result = run_main(*common, "--mode=eval_whole", "--config.eval.whole_data_name=demo_tiny",
+                    "--config.eval.whole_splits=('test',)")
+  assert result.returncode == 0, result.stderr[-4000:]
+  out = os.path.join(workdir, "eval", "whole")
+  summary = json.load(open(os.path.join(out, "summary.json")))["rows"]
+  assert [(r["split"], r["mode"]) for r in summary] == [("test", "crop"), ("test", "whole")]
+  # 32 px crops, 28 px model: 2 x 2 patches cropped, 3 x 3 whole (a flush border tile).
+  assert [r["patches_per_image"] for r in summary] == [4, 9]
+  rows = json.load(open(os.path.join(out, "test.json")))["rows"]
+  assert [r["generator"] for r in rows] == ["bilinear", "nearest", "pixel_shuffle", "tconv",
+                                            "average"]
+  calibration = json.load(open(os.path.join(out, "calibration.json")))
+  assert set(calibration) == {"crop", "whole"}
+  assert calibration["whole"]["settings"]["max_patches"] == 8192
+
+  image = np.random.default_rng(6).integers(0, 256, (40, 61, 3), dtype=np.uint8)
+  Image.fromarray(image).save(tmp_path / "big.png")
+  output = tmp_path / "scores.json"
+  result = run_main(*common, "--mode=detect", "--config.detect.mode=whole",
+                    f"--config.detect.inputs={tmp_path / 'big.png'}",
+                    f"--config.detect.output={output}", "--config.detect.heatmaps=True")
+  assert result.returncode == 0, result.stderr[-4000:]
+  written = json.load(open(output))
+  (row,) = written["rows"]
+  config = config_lib.from_json(json.load(open(os.path.join(workdir, "config.json"))))
+  detector = evaluate_whole.load_detector(workdir, config)
+  expected = detector.score_image(image)
+  assert expected.layout.num_patches == 3 * 5
+  np.testing.assert_allclose(row["score"], expected.score, rtol=1e-5)
+  cal = metrics.Calibration.from_json(calibration["whole"])
+  assert row["p_value"] == float(metrics.p_values(cal, row["score"]))
+  assert written["summary"]["mode"] == "whole"
+  assert os.listdir(tmp_path / "scores_heatmaps") == ["big.png"]

@@ -11,10 +11,13 @@ import pytest
 
 from mdmf_jax import config_lib
 from mdmf_jax import detect
+from mdmf_jax import evaluate_whole
 from mdmf_jax import metrics
+from mdmf_jax import whole_image
 from mdmf_jax.data import decode
 from mdmf_jax.data import transforms
 from tests import test_data_decode as bad
+from tests import test_whole_image
 
 SIZE = 16  # the fake detector's S
 BATCH = 4
@@ -32,6 +35,7 @@ class FakeDetector:
   """score = weighted brightness, heat = per-patch mean - 0.5; records batch shapes."""
 
   image_size = SIZE
+  grid = (SIZE // PATCH, SIZE // PATCH)
 
   def __init__(self, calibration=None, nan_above=None):
     self.calibration = calibration
@@ -313,6 +317,9 @@ def test_progress_is_logged_with_rate_and_eta(folder, tmp_path, monkeypatch, cap
   assert progress[-1].startswith("detect: 5/5 files, 2 scored, ")
   rate = float(progress[-1].split(", ")[2].split()[0])
   assert rate > 0 and "images/s" in progress[-1]
+  patch_rate = float(progress[-1].split(", ")[3].split()[0])
+  assert progress[-1].split(", ")[3].endswith("patches/s")
+  assert patch_rate == pytest.approx(rate * (SIZE // PATCH) ** 2, rel=0.05)
 
 
 def test_config_runs_detect_on_comma_separated_inputs(folder, tmp_path):
@@ -332,3 +339,66 @@ def test_config_runs_detect_on_comma_separated_inputs(folder, tmp_path):
   config.detect.inputs = " , "
   with pytest.raises(ValueError, match="detect.inputs"):
     detect.detect_with_config(detector, config)
+
+
+# --------------------------------------------------------------------------
+# Whole-image mode.
+# --------------------------------------------------------------------------
+
+
+def whole_detector(calibration=None):
+  """A WholeImageDetector on test_whole_image's stand-in backbone (28 px tiles, 14 px patches)."""
+  scorer = test_whole_image.patch_statistics_scorer()
+  bank_tiles = test_whole_image.smooth_images(4, 28, 28, seed=1).astype(np.float32) / 255
+  bank = scorer.bank_from_points(scorer.points(bank_tiles)["mdmf"], "mdmf")
+  whole = whole_image.WholeImageScorer(scorer, bank, tile_size=28, window=14, max_patches=64,
+                                       tile_batch=4)
+  return evaluate_whole.WholeImageDetector(whole, calibration, 28)
+
+
+def test_whole_mode_scores_every_image_whole_at_native_resolution(tmp_path):
+  sizes = {"big.png": (70, 100), "wide.png": (28, 150), "small.png": (20, 40)}
+  images = {name: pixels(*size, seed=i) for i, (name, size) in enumerate(sizes.items())}
+  for name, image in images.items():
+    write(str(tmp_path / "in"), name, png(image))
+  detector = whole_detector(metrics.calibrate(np.linspace(0.0, 0.2, 19), 0.1))
+  summary = detect.detect(detector, [str(tmp_path / "in")], str(tmp_path / "s.json"),
+                          heatmap_dir=str(tmp_path / "heat"), mode="whole", num_threads=2)
+  rows = {os.path.basename(r["path"]): r for r in
+          json.loads((tmp_path / "s.json").read_text())["rows"]}
+  total_patches = 0
+  for name, image in images.items():
+    fitted = transforms.fit_to_crop(image, 28, "pad")  # small.png: padded to 28 x 40
+    expected = detector.score_image(fitted)
+    assert rows[name]["score"] == pytest.approx(expected.score, rel=1e-6)
+    assert rows[name]["p_value"] == pytest.approx(
+        float(metrics.p_values(detector.calibration, expected.score)))
+    total_patches += expected.layout.num_patches
+  assert summary["mode"] == "whole" and summary["num_scored"] == 3
+  assert summary["patches_per_s"] == pytest.approx(
+      total_patches * summary["images_per_s"] / 3, rel=0.05)
+  # The heat map spans the whole picture: its PNG has the picture's aspect ratio.
+  with Image.open(tmp_path / "heat" / "in__wide.png") as wide, \
+       Image.open(tmp_path / "heat" / "in__big.png") as big:
+    assert wide.size[0] / wide.size[1] > big.size[0] / big.size[1]
+
+
+def test_whole_mode_refuses_resize(folder, tmp_path):
+  root, inputs = folder
+  with pytest.raises(ValueError, match="whole"):
+    detect.detect(FakeDetector(), inputs, str(tmp_path / "s.csv"), resize=True, mode="whole")
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("detect.mode", "tiles", "detect.mode"),
+    ("detect.method", "global", "detect.mode"),
+    ("detect.resize", True, "detect.resize"),
+])
+def test_whole_mode_config_errors_name_the_field(field, value, match):
+  config = config_lib.base()
+  config.data.data_dir, config.data.name = "/", "x"
+  config.detect.mode = "whole"
+  section, key = field.split(".")
+  config[section][key] = value
+  with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(config)

@@ -140,6 +140,7 @@ def reconstruct(model: Autoencoder, params, images: np.ndarray,
                 batch_size: int = 32) -> np.ndarray:
   """uint8 NHWC -> the model's reconstructions, rounded to uint8."""
   apply = jax.jit(model.apply)
+  batch_size = min(batch_size, len(images))  # a short input is not padded up to a batch
   outputs = []
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size].astype(np.float32) / 255

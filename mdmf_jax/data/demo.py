@@ -187,7 +187,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"collections: unknown {unknown}; known: {list(demo_photos.COLLECTIONS)}")
 
 
-class _Families:
+class Families:
   """Makes each generator family's fakes; autoencoders are trained on the training crops."""
 
   def __init__(self, config: ml_collections.ConfigDict, train_pixels: np.ndarray, seed: int):
@@ -215,7 +215,7 @@ class _Families:
             {"train_loss": round(loss, 6), "train_seconds": round(time.monotonic() - start, 1)})
 
 
-def _crops_per_split(config, photo_splits, photos, rng) -> dict[str, list[Crop]]:
+def crops_per_split(config, photo_splits, photos, rng) -> dict[str, list[Crop]]:
   """The real crops of every split: train, then per-generator chunks of the others."""
   num_generators = len(config.generators)
   wanted = {"train": config.train_crops,
@@ -274,9 +274,9 @@ def build_demo(data_dir: str, seed: int = 0,
     photo_splits["cross_source"] = cross_source
   photos = {s.name: s.load() for sources in photo_splits.values() for s in sources}
   rng = np.random.default_rng(seed)
-  crops = _crops_per_split(config, photo_splits, photos, rng)
+  crops = crops_per_split(config, photo_splits, photos, rng)
   del photos
-  families = _Families(config, np.stack([c.pixels for c in crops["train"]]), seed)
+  families = Families(config, np.stack([c.pixels for c in crops["train"]]), seed)
 
   folder = os.path.join(data_dir, f"{name}_images")
   shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted build
