@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mdmf_jax import mmd, objectives
+from mdmf_jax import mmd
 
 
 def axis_tiles(length: int, tile: int, window: int) -> list[tuple[int, np.ndarray]]:
@@ -124,26 +124,6 @@ def pad_set(points, num: int):
   return padded, np.arange(num) < count
 
 
-def masked_set_mmd(kernel_fn, points, mask, bank, block_size: int):
-  """(MMD_b^2 (N,), witness (N, K)) of N padded patch sets against `bank` (a scoring.Bank).
-
-      score_n = mean_kk' k(x_k, x_k') + bank.rr_mean - 2 mean_k mean_r k(x_k, r)
-      witness_nk = mean_k' k(x_k, x_k') - mean_r k(x_k, r)
-
-  with the means over the patches with mask True only: a masked patch
-  contributes nothing, and its witness is NaN. To be replaced by mmd.py's
-  masked set MMD when it lands.
-  """
-  valid = jnp.asarray(mask, bool)
-  count = jnp.sum(valid, axis=1).astype(jnp.float32)
-  k_self = jax.vmap(lambda x: kernel_fn(x, x))(points)  # (N, K, K)
-  self_means = jnp.sum(jnp.where(valid[:, None, :], k_self, 0.0), axis=2) / count[:, None]
-  cross = mmd.streamed_mean_kernel(kernel_fn, objectives.pool_patches(points), bank.points,
-                                   block_size).reshape(valid.shape)
-  score = jnp.sum(jnp.where(valid, self_means - 2.0 * cross, 0.0), axis=1) / count
-  return score + bank.rr_mean, jnp.where(valid, self_means - cross, jnp.nan)
-
-
 @dataclasses.dataclass(frozen=True)
 class Scored:
   """One whole image's score, the witness of each patch of its set, and where they lie."""
@@ -163,11 +143,13 @@ class WholeImageScorer:
     self.tile_size, self.window = tile_size, window
     self.max_patches, self.tile_batch, self.seed = max_patches, tile_batch, seed
     self._bank = bank
-    # scoring.Scorer's API is read here only: tile points, kernel, PFS params, block size.
+    # scoring.Scorer's API is read here only: tile points, kernel, trained params, block size.
     self._tile_points = lambda batch: scorer.points(batch)["mdmf"]
-    self._pfs_params = scorer.params["pfs"]
-    self._mmd = jax.jit(lambda pfs, bank, points, mask: masked_set_mmd(
-        scorer.kernel_fn(pfs), points, mask, bank, scorer.block_size))
+    self._trained = scorer.params["trained"]
+    # The project's one set-vs-bank MMD; masked (padded) patches count nowhere.
+    self._mmd = jax.jit(lambda trained, bank, points, mask: mmd.bank_mmd2(
+        scorer.kernel_fn(trained), points, bank.points, bank.rr_mean, mask=mask,
+        block_size=scorer.block_size)[:2])
 
   def layout(self, height: int, width: int) -> Layout:
     return capped(layout(height, width, self.tile_size, self.window), self.max_patches,
@@ -190,7 +172,7 @@ class WholeImageScorer:
     points, mask = pad_set(self.points(image, where),
                            bucket_size(where.num_patches, self.max_patches))
     batch = jax.tree.map(lambda a: a[None], points)
-    score, witness = self._mmd(self._pfs_params, self._bank, batch, mask[None])
+    score, witness = self._mmd(self._trained, self._bank, batch, mask[None])
     return Scored(float(score[0]), np.asarray(witness[0, :where.num_patches]), where)
 
 

@@ -18,6 +18,12 @@ from mdmf_jax.data import demo_whole
 TILE, WINDOW = 28, 14  # the tiny ViT: a 2 x 2 patch grid per tile
 
 
+def _set_mmd(kernel_fn, points, mask, bank, block_size):
+  """(scores, witness) of padded sets by the project's one set-vs-bank MMD."""
+  return mmd.bank_mmd2(kernel_fn, points, bank.points, bank.rr_mean, mask=mask,
+                       block_size=block_size)[:2]
+
+
 def make_scorer(kernel="gaussian", seed=0):
   """A random tiny/14 ViT + random PFS, as evaluate.load_scorer assembles a trained one."""
   config = config_lib.base()
@@ -30,8 +36,8 @@ def make_scorer(kernel="gaussian", seed=0):
   model, backbone_params = features.frozen_backbone(config)
   featurize = features.make_featurizer(model, config.patches)
   z = featurize(backbone_params, np.zeros((2, TILE, TILE, 3), np.float32))
-  pfs_params = train_step.init_state(config, np.asarray(z), jax.random.key(seed)).params
-  return scoring.Scorer(config, featurize, backbone_params, pfs_params, block_size=16)
+  trained = train_step.init_state(config, np.asarray(z), jax.random.key(seed)).params
+  return scoring.Scorer(config, featurize, backbone_params, trained, block_size=16)
 
 
 def smooth_images(n, height, width, seed):
@@ -154,7 +160,7 @@ def test_masks_never_leak():
   sets = [scorer.points(rng.uniform(size=(n, TILE, TILE, 3)).astype(np.float32))["mdmf"]
           for n in (3, 1)]
   sets = [jax.tree.map(lambda a: np.asarray(a).reshape((-1,) + a.shape[2:]), s) for s in sets]
-  alone = [whole_image.masked_set_mmd(kernel_fn, jax.tree.map(lambda a: a[None], s),
+  alone = [_set_mmd(kernel_fn, jax.tree.map(lambda a: a[None], s),
                                       np.ones((1, len(s[0])), bool), bank, 16) for s in sets]
   # Both sets padded to 16 with junk (huge values), scored in one batch.
   padded, masks = [], []
@@ -164,7 +170,7 @@ def test_masks_never_leak():
         [a, rng.normal(0, 1e3, (16 - count,) + a.shape[1:]).astype(np.float32)]), s))
     masks.append(np.arange(16) < count)
   batch = jax.tree.map(lambda *a: np.stack(a), *padded)
-  scores, witness = whole_image.masked_set_mmd(kernel_fn, batch, np.stack(masks), bank, 16)
+  scores, witness = _set_mmd(kernel_fn, batch, np.stack(masks), bank, 16)
   for i, (score, heat) in enumerate(alone):
     count = heat.shape[1]
     np.testing.assert_allclose(scores[i], score[0], rtol=1e-6)
@@ -208,7 +214,7 @@ def _simulated_scores(rng, sizes, bank, kernel_fn):
   num = len(sizes)
   points = rng.normal(size=(num, max(sizes), 2)).astype(np.float32)
   mask = np.arange(max(sizes))[None] < np.asarray(sizes)[:, None]
-  return np.asarray(whole_image.masked_set_mmd(kernel_fn, points, mask, bank, 64)[0])
+  return np.asarray(_set_mmd(kernel_fn, points, mask, bank, 64)[0])
 
 
 def test_calibration_is_exact_when_calibration_reals_are_scored_whole():
@@ -264,9 +270,9 @@ def patch_statistics_scorer():
   config.pfs.hidden_dim, config.pfs.out_dim = 16, 8
   config.kernel.name, config.kernel.learn_bandwidth = "gaussian", False
   config.kernel.params.bandwidth = 1.0
-  pfs_params = train_step.init_state(config, np.ones((2, 4, 6), np.float32),
+  trained = train_step.init_state(config, np.ones((2, 4, 6), np.float32),
                                      jax.random.key(0)).params
-  return scoring.Scorer(config, patch_colour_statistics, None, pfs_params, block_size=16)
+  return scoring.Scorer(config, patch_colour_statistics, None, trained, block_size=16)
 
 
 def test_a_planted_corner_defect_lights_up_in_that_corner():
