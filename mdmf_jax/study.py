@@ -65,7 +65,10 @@ def variant_configs(config) -> dict:
       raise config_lib.ConfigError(f"config.study.variants: {name!r} appears twice")
     variant = copy.deepcopy(base)
     try:
-      variant.update_from_flattened_dict(dict(overrides))
+      # Unlocked so free-form kernel.params can gain fields; validate() below still
+      # rejects any misspelt field.
+      with variant.unlocked():
+        variant.update_from_flattened_dict(dict(overrides))
     except (KeyError, AttributeError) as e:
       raise config_lib.ConfigError(f"config.study.variants: {name!r}: {e}") from None
     config_lib.validate(variant, device_count=jax.device_count())
