@@ -11,6 +11,7 @@ Workdirs are `etils.epath` paths, so a local folder and a cloud URI
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from etils import epath
@@ -18,6 +19,7 @@ import grain
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
@@ -73,6 +75,25 @@ class Checkpoints:
     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     return restored["state"], step
 
+  def restore_params(self, template):
+    """(params, step) of the latest checkpoint's `params` alone, or (None, None) if none.
+
+    For inference: the optimiser state is never read, so no optimiser is built.
+    `template`: the params' shapes and dtypes (ShapeDtypeStructs); restored on
+    this process's first device.
+    """
+    step = self.latest_step()
+    if step is None:
+      return None, None
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    item = {"params": jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), template)}
+    restore = ocp.args.PyTreeRestore(
+        item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+        partial_restore=True)
+    restored = self.manager.restore(step, args=ocp.args.Composite(state=restore))
+    return restored["state"]["params"], step
+
   def wait(self):
     self.manager.wait_until_finished()
 
@@ -118,3 +139,11 @@ def guard_workdir(workdir, config: ml_collections.ConfigDict):
   multihost_utils.sync_global_devices("workdir config checked")
   if jax.process_index() == 0:
     path.write_text(json.dumps(current, indent=2, sort_keys=True))
+
+
+def params_digest(params) -> str:
+  """SHA-256 of the parameters' bytes in tree order: equal digests, equal runs."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()

@@ -35,8 +35,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import (checkpoint, config_lib, features, linear_probe, metrics, reports, scoring,
-                      selection, train, train_step)
+from mdmf_jax import (checkpoint, config_lib, features, linear_probe, metrics, pfs_kernel,
+                      reports, scoring, selection)
 from mdmf_jax.data import builder, pipeline, transforms
 
 
@@ -74,13 +74,11 @@ def load_scorer(config, workdir) -> scoring.Scorer:
   size = config.data.image_size
   z = jax.eval_shape(featurize, backbone_params, jax.ShapeDtypeStruct((1, size, size, 3),
                                                                        np.float32))
-  template = train_step.init_state(config, np.ones((2,) + z.shape[1:], np.float32),
-                                   jax.random.key(0))
-  state, which = selection.load_trained(workdir, jax.device_get(template))
+  params, which = selection.load_trained(workdir, pfs_kernel.template(config, z.shape[-1]))
   logging.info("scoring with the PFS of %s", which)
   global_featurize = linear_probe.make_global_featurizer(model, config.eval.probe_feature,
                                                          config.eval.probe_block)
-  return scoring.Scorer(config, featurize, backbone_params, state.params,
+  return scoring.Scorer(config, featurize, backbone_params, params,
                         block_size=config.eval.bank_block, global_featurize=global_featurize)
 
 
@@ -173,7 +171,7 @@ def bank_settings(config, scorer) -> dict:
   PFS and kernel."""
   return {"split": config.eval.bank_split, "images": config.eval.bank_images,
           "patches": config.eval.bank_patches, "vote_quantile": config.eval.vote_quantile,
-          "trained_sha256": train.params_digest(scorer.params["trained"])}
+          "trained_sha256": checkpoint.params_digest(scorer.params["trained"])}
 
 
 def _saved_settings(path) -> dict | None:

@@ -32,8 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mdmf_jax import kernels, mmd
-from mdmf_jax.models import pfs
+from mdmf_jax import mmd, pfs_kernel
 
 METHODS = ("mdmf", "linear_probe", "global", "patch_vote")  # the order of the tables
 
@@ -72,18 +71,17 @@ class Scorer:
     self.config, self.block_size = config, block_size
     self.params = {"backbone": backbone_params, "trained": params}
     self._featurize, self._global_featurize = featurize, global_featurize
-    self._pfs, self._kernel = pfs.make(config.pfs), kernels.make(config.kernel)
     self._points = jax.jit(self._points_fn)
     self._scores = jax.jit(self._scores_fn, static_argnames="methods")
     self._global = jax.jit(global_featurize) if global_featurize else None
 
   def kernel_fn(self, trained=None):
     """The kernel bound to its trained parameters (`trained`: default, this Scorer's)."""
-    return self._kernel.bind((trained or self.params["trained"])["kernel"])
+    return pfs_kernel.kernel_fn(self.config, trained or self.params["trained"])
 
   def to_points(self, trained, z):
     """The kernel's points of patch features z: PFS signatures s, or (s, z)."""
-    return self._kernel.points(self._pfs.apply({"params": trained["pfs"]}, z), z)
+    return pfs_kernel.points(self.config, trained, z)
 
   def _points_fn(self, params, images):
     z = self._featurize(params["backbone"], images)

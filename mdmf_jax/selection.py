@@ -2,7 +2,7 @@
 
     selection = Selection(config, workdir, model, backbone_params)   # in train.train
     selection.update(step, host_state)     # every config.select.every steps
-    state, which = load_trained(workdir, template)   # evaluate / detect: selected, else latest
+    params, which = load_trained(workdir, template)  # evaluate / detect: selected, else latest
 
 Model selection (config.select.every > 0), as MMD-MP does: every `every` steps
 (and at the last one) the mdmf score of every image of data.name's
@@ -36,7 +36,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import checkpoint, config_lib, features, metrics, scoring, train_step
+from mdmf_jax import checkpoint, config_lib, features, metrics, pfs_kernel, scoring
 from mdmf_jax.data import builder, pipeline
 
 SELECTED_DIR = "selected"
@@ -188,13 +188,10 @@ class SetScorer:
 
 
 def trained_params(config, workdir, sample) -> tuple:
-  """(trained {"pfs", "kernel"} params, which checkpoint) of `workdir`: selected, else latest (load_trained).
-
-  `sample`: two (K, D) patch sets of the run's features, for the state's shapes.
+  """(trained {"pfs", "kernel"} params, which checkpoint) of `workdir`: selected, else latest
+  (load_trained). `sample`: patch sets (N, K, D) of the run's features, for the width D.
   """
-  template = train_step.init_state(config, np.asarray(sample), jax.random.key(0))
-  state, which = load_trained(workdir, jax.device_get(template))
-  return state.params, which
+  return load_trained(workdir, pfs_kernel.template(config, np.shape(sample)[-1]))
 
 
 # --------------------------------------------------------------------------
@@ -260,31 +257,33 @@ def read_record(workdir) -> dict | None:
 
 
 def load_selected(workdir, template):
-  """(state, record) of W's selected checkpoint, or (None, None) when there is none."""
+  """(params, record) of W's selected checkpoint, or (None, None) when there is none."""
   record = read_record(workdir)
   if record is None:
     return None, None
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, SELECTED_DIR), save_every=1, keep=1)
-  state, step = ckpt.restore_or(template)
+  params, step = ckpt.restore_params(template)
   ckpt.close()
   if step != record["step"]:
     raise ValueError(f"{workdir}/{SELECTED_FILE} names step {record['step']}, but the selected "
                      f"checkpoint is of step {step}")
-  return state, record
+  return params, record
 
 
 def load_trained(workdir, template):
-  """(state, description) of W's selected checkpoint if training selected one, else its latest.
+  """(trained params, description) of W's selected checkpoint if training selected one,
+  else of its latest; the optimiser state is never read.
 
-  `template`: a host TrainState of the run's shapes. Raises FileNotFoundError before training.
+  `template`: the trained params' shapes (pfs_kernel.template). Raises FileNotFoundError
+  before training.
   """
-  state, record = load_selected(workdir, template)
+  params, record = load_selected(workdir, template)
   if record:
-    return state, (f"the SELECTED step {record['step']} (validation AUROC "
-                   f"{record['val_auroc']:.2f}, {SELECTED_FILE})")
+    return params, (f"the SELECTED step {record['step']} (validation AUROC "
+                    f"{record['val_auroc']:.2f}, {SELECTED_FILE})")
   ckpt = checkpoint.Checkpoints(workdir, save_every=1, keep=1)
-  state, step = ckpt.restore_or(template)
+  params, step = ckpt.restore_params(template)
   ckpt.close()
   if not step:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
-  return state, f"the latest step, {step} (no model selection)"
+  return params, f"the latest step, {step} (no model selection)"

@@ -13,7 +13,6 @@ gradient stops the run before anything bad is saved.
 from __future__ import annotations
 
 import functools
-import hashlib
 import signal
 
 from absl import logging
@@ -156,7 +155,7 @@ def train(config, workdir: str):
       selector.close()
   final = dp.get_state(state)
   logging.info("process %d: step %d, params sha256 %s", jax.process_index(), int(final.step),
-               params_digest(final.params))
+               checkpoint.params_digest(final.params))
   return final
 
 
@@ -171,10 +170,3 @@ def _report_preemption(ckpt: checkpoint.Checkpoints, step: int, workdir: str):
                   "step %s", step, workdir, latest)
     raise RuntimeError(f"preempted at step {step} without saving it (latest: {latest})")
 
-
-def params_digest(params) -> str:
-  """SHA-256 of the parameters' bytes in tree order: equal digests, equal runs."""
-  digest = hashlib.sha256()
-  for leaf in jax.tree.leaves(params):
-    digest.update(np.ascontiguousarray(leaf).tobytes())
-  return digest.hexdigest()

@@ -27,8 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mdmf_jax import kernels, objectives
-from mdmf_jax.models import pfs
+from mdmf_jax import kernels, objectives, pfs_kernel
 
 
 @flax.struct.dataclass
@@ -69,27 +68,21 @@ def init_state(config, features, rng) -> TrainState:
 
 
 def _init_state(config, features, rng) -> TrainState:
-  init_key, kernel_key, state_key = jax.random.split(rng, 3)
-  model = pfs.make(config.pfs)
-  pfs_params = model.init(init_key, features[:1])["params"]
-  signatures = model.apply({"params": pfs_params}, features)
-  pooled = lambda a: a.reshape(-1, a.shape[-1])
-  kernel_params = kernels.make(config.kernel).init(kernel_key, pooled(signatures), pooled(features))
-  params = {"pfs": pfs_params, "kernel": kernel_params}
+  pfs_key, kernel_key, state_key = jax.random.split(rng, 3)
+  params = pfs_kernel.init(config, features, pfs_key, kernel_key)
   opt_state = make_optimizer(config).init(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                     rng=jax.random.key_data(state_key))
 
 
 def _group_loss(params, real, fake, key, *, config):
-  model, kernel = pfs.make(config.pfs), kernels.make(config.kernel)
   dropout_key, objective_key = jax.random.split(key)
-  embed = lambda z, k: model.apply({"params": params["pfs"]}, z, train=True, rngs={"dropout": k})
   real_key, fake_key = jax.random.split(dropout_key)
-  s_real, s_fake = embed(real, real_key), embed(fake, fake_key)
   objective = objectives.OBJECTIVES[config.objective.name]
-  return objective(kernel.bind(params["kernel"]), kernel.points(s_real, real),
-                   kernel.points(s_fake, fake), objective_key, config.objective)
+  return objective(pfs_kernel.kernel_fn(config, params),
+                   pfs_kernel.points(config, params, real, dropout_rng=real_key),
+                   pfs_kernel.points(config, params, fake, dropout_rng=fake_key), objective_key,
+                   config.objective)
 
 
 def _features(featurize, backbone_params, x):

@@ -8,8 +8,8 @@ from PIL import Image
 import pytest
 
 from configs import study as study_config
-from mdmf_jax import (config_lib, evaluate, features, linear_probe, metrics, scoring, selection,
-                      study, train, train_step)
+from mdmf_jax import (checkpoint, config_lib, evaluate, features, linear_probe, metrics, scoring,
+                      selection, study, train, train_step)
 from mdmf_jax.data import builder
 
 SPLITS = ("train", "val", "test", "cross_source")
@@ -114,10 +114,17 @@ def test_selection_keeps_the_step_with_the_best_val_auroc(selected_run):
   best = int(np.argmax(aurocs))  # the first of equal bests
   assert record["step"] == 2 * (best + 1) and record["val_auroc"] == aurocs[best]
 
-  state, which = selection.load_trained(workdir, jax.device_get(final))
-  assert "SELECTED" in which and int(state.step) == record["step"]
+  template = jax.eval_shape(lambda: final.params)
+  params, which = selection.load_trained(workdir, template)
+  assert "SELECTED" in which and f"step {record['step']} " in which
+  selected = checkpoint.Checkpoints(os.path.join(workdir, selection.SELECTED_DIR), save_every=1,
+                                    keep=1)
+  state, step = selected.restore_or(jax.device_get(final))  # the whole state, for its step
+  selected.close()
+  assert int(state.step) == step == record["step"]
+  assert checkpoint.params_digest(params) == checkpoint.params_digest(state.params)
   scorer = evaluate.load_scorer(config, workdir)  # evaluation and detection score with it
-  assert train.params_digest(scorer.params["trained"]) == train.params_digest(state.params)
+  assert checkpoint.params_digest(scorer.params["trained"]) == checkpoint.params_digest(params)
 
 
 def test_resume_keeps_the_best_so_far(selected_run, monkeypatch):
@@ -138,9 +145,10 @@ def test_resume_keeps_the_best_so_far(selected_run, monkeypatch):
   monkeypatch.setattr(selection.Selection, "update", update)
   train.train(config, resumed)
   assert selection.read_record(resumed) == selection.read_record(uninterrupted)
-  state, _ = selection.load_trained(resumed, jax.device_get(final))
-  expected, _ = selection.load_trained(uninterrupted, jax.device_get(final))
-  assert train.params_digest(state.params) == train.params_digest(expected.params)
+  template = jax.eval_shape(lambda: final.params)
+  params, _ = selection.load_trained(resumed, template)
+  expected, _ = selection.load_trained(uninterrupted, template)
+  assert checkpoint.params_digest(params) == checkpoint.params_digest(expected)
 
 
 def test_bad_selection_split_fails_naming_the_field(four_splits, tmp_path):
