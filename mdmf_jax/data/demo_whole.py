@@ -174,17 +174,15 @@ def build(data_dir: str, config: ml_collections.ConfigDict | None = None) -> dic
   return report
 
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-_WHOLE_CONFIG = config_flags.DEFINE_config_dict("whole_config", get_config(),
-                                                "Benchmark settings (get_config()).")
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   build(_DATA_DIR.value, _WHOLE_CONFIG.value)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here only: data/build.py defines --data_dir too
+  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+  _WHOLE_CONFIG = config_flags.DEFINE_config_dict("whole_config", get_config(),
+                                                  "Benchmark settings (get_config()).")
   flags.mark_flag_as_required("data_dir")
   app.run(main)
