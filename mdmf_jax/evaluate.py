@@ -234,14 +234,8 @@ def calibrate(config, scorer, banks, workdir) -> dict[str, metrics.Calibration]:
   second_half = (scored["index"] % 2 == 1) & real
   calibrations, report = {}, {}
   for method in banks:
-    cal = metrics.calibrate(scored[method][first_half], config.eval.alpha)
-    calibrations[method] = cal
-    report[method] = {**cal.to_json(),
-                      "empirical_fpr": metrics.empirical_fpr(cal, scored[method][second_half]),
-                      "num_fpr_check": int(second_half.sum())}
-    logging.info("%s: threshold %.4g at alpha %.3f; empirical FPR on %d held-out reals: %.3f",
-                 method, cal.threshold, config.eval.alpha, second_half.sum(),
-                 report[method]["empirical_fpr"])
+    calibrations[method], report[method] = metrics.calibrate_and_check(
+        scored[method][first_half], scored[method][second_half], config.eval.alpha, method)
   if jax.process_index() == 0:
     (epath.Path(_eval_dir(workdir)) / "calibration.json").write_text(json.dumps(report, indent=2))
   return calibrations

@@ -126,14 +126,10 @@ def calibrate(config, scored) -> tuple[dict[str, metrics.Calibration], dict]:
   first, second = reals[0::2], reals[1::2]
   calibrations, report = {}, {}
   for mode in MODES:
-    cal = metrics.calibrate(scored[mode][first], config.eval.alpha)
-    calibrations[mode] = cal
-    report[mode] = {**cal.to_json(),
-                    "empirical_fpr": metrics.empirical_fpr(cal, scored[mode][second]),
-                    "num_fpr_check": len(second), "settings": settings(config)}
-    logging.info("whole-image evaluation, %s: threshold %.4g at alpha %.3f; empirical FPR on "
-                 "%d held-out reals: %.3f", mode, cal.threshold, config.eval.alpha, len(second),
-                 report[mode]["empirical_fpr"])
+    calibrations[mode], report[mode] = metrics.calibrate_and_check(
+        scored[mode][first], scored[mode][second], config.eval.alpha,
+        f"whole-image evaluation, {mode}")
+    report[mode]["settings"] = settings(config)
   return calibrations, report
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from absl import logging
 import numpy as np
 from sklearn import metrics as sk_metrics
 
@@ -221,6 +222,21 @@ def empirical_fpr(calibration: Calibration, real_scores) -> float:
   if real_scores.size == 0:
     raise ValueError("empirical_fpr needs at least one real score")
   return float(np.mean(real_scores > calibration.threshold))
+
+
+def calibrate_and_check(calibration_scores, check_scores, alpha: float, what: str
+                        ) -> tuple[Calibration, dict]:
+  """The threshold from one set of reals and its empirical FPR on a second, logged.
+
+  Returns (calibration, report): report is the calibration's JSON plus
+  "empirical_fpr" and "num_fpr_check"; `what` names the scores in the log line.
+  """
+  cal = calibrate(calibration_scores, alpha)
+  report = {**cal.to_json(), "empirical_fpr": empirical_fpr(cal, check_scores),
+            "num_fpr_check": int(np.size(check_scores))}
+  logging.info("%s: threshold %.4g at alpha %.3f; empirical FPR on %d held-out reals: %.3f",
+               what, cal.threshold, alpha, report["num_fpr_check"], report["empirical_fpr"])
+  return cal, report
 
 
 def _without_nan(scores) -> np.ndarray:
