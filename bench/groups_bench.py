@@ -1,6 +1,6 @@
 """What one global MMD costs against one MMD group per device (`objective.groups`).
 
-  python bench/groups_bench.py [--devices 8] [--batch 32 --patches 64 --dim 384]
+  python -m bench.groups_bench [--devices 8] [--batch 32 --patches 64 --dim 384]
 
 Trains from cached-feature-sized inputs (the demo's shapes: ViT-S/14 tokens,
 64 patches of 384 floats per image, 16 real + 16 fake images per step, PFS
@@ -17,7 +17,6 @@ import argparse
 import collections
 import os
 import re
-import sys
 import time
 
 
@@ -28,18 +27,19 @@ def parse():
   parser.add_argument("--patches", type=int, default=64, help="patches per image")
   parser.add_argument("--dim", type=int, default=384, help="floats per patch feature")
   parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--json", default="", help="also write the results to this JSON file")
   return parser.parse_args()
 
 
 ARGS = parse()
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={ARGS.devices}")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import functools  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench import common  # noqa: E402
 from mdmf_jax import config_lib, parallel, train_step  # noqa: E402
 
 _COLLECTIVE = re.compile(r"= (.*?) (all-gather|all-reduce|all-to-all|collective-permute|"
@@ -96,11 +96,15 @@ def main():
         f"({per_side} real + {per_side} fake), {ARGS.patches} patches x {ARGS.dim} floats; "
         f"one side's features: {side_bytes / 2**20:.2f} MiB")
   print(f"{'mode':5s} {'groups':>6s} {'ms/step':>8s}  collectives per device per step (MiB)")
+  results = []
   for mode in parallel.MODES:
-    for groups in (1, devices):
+    for groups in sorted({1, devices}):
       seconds, moved = bench(mode, groups, config, state, batches)
       listed = ", ".join(f"{k} {v / 2**20:.2f}" for k, v in sorted(moved.items())) or "none"
       print(f"{mode:5s} {groups:6d} {seconds * 1e3:8.1f}  {listed}")
+      results.append({"name": f"{mode}, groups {groups}", "ms_per_step": seconds * 1e3,
+                      **{f"{k}_mib": v / 2**20 for k, v in moved.items()}})
+  common.write_json(ARGS.json, "groups", results)
 
 
 if __name__ == "__main__":

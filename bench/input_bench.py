@@ -1,7 +1,7 @@
 """Input pipeline throughput (images/s, decode included) against a plain PIL loop.
 
-  python bench/input_bench.py [--num_images=512 --source_size=256 --image_size=224
-                               --batch_size=64 --batches=12 --threads=2 --workers=0]
+  python -m bench.input_bench [--num_images=512 --source_size=256 --image_size=224
+                                 --batch_size=64 --batches=12 --threads=2 --workers=0 --json=PATH]
 
 Writes a CNNSpot-layout folder (half JPEG reals, half PNG fakes, source_size^2,
 crops of the demo photos, like ProGAN's 256x256 training images), builds it with
@@ -26,6 +26,7 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
+from bench import common
 from mdmf_jax.data import builder
 from mdmf_jax.data import pipeline
 from mdmf_jax.data import synthetic
@@ -69,6 +70,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 _BATCHES = flags.DEFINE_integer("batches", 12, "Timed batches per pass.")
 _THREADS = flags.DEFINE_integer("threads", os.cpu_count(), "Reader threads.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "grain worker processes.")
+_JSON = flags.DEFINE_string("json", "", "Also write the results to this JSON file.")
 
 
 def main(argv):
@@ -86,11 +88,11 @@ def main(argv):
                                generator="synthetic", num_threads=_THREADS.value)
     build_rate = 2 * len(paths) / (time.perf_counter() - start)
 
-    common = dict(global_batch_size=_BATCH_SIZE.value, image_size=_IMAGE_SIZE.value,
+    options = dict(global_batch_size=_BATCH_SIZE.value, image_size=_IMAGE_SIZE.value,
                   num_threads=_THREADS.value, num_workers=_WORKERS.value)
     data_dir = os.path.join(tmp, "tfds")
     train = lambda **aug: lambda: iter(pipeline.train_dataset(
-        data_dir, "input_bench", seed=0, **common, **aug))
+        data_dir, "input_bench", seed=0, **options, **aug))
     rates = {
         "reference (PIL loop)": best_rate(
             lambda: reference_batches(paths, _BATCH_SIZE.value, _IMAGE_SIZE.value),
@@ -100,7 +102,7 @@ def main(argv):
         "train + blur/JPEG p=0.1": best_rate(train(), _BATCH_SIZE.value,
                                              _BATCHES.value),
         "eval": best_rate(lambda: iter(pipeline.eval_dataset(
-            data_dir, "input_bench", split="test", **common)),
+            data_dir, "input_bench", split="test", **options)),
                           _BATCH_SIZE.value, min(_BATCHES.value,
                                                len(paths) // _BATCH_SIZE.value - 1)),
     }
@@ -112,6 +114,9 @@ def main(argv):
   reference = rates["reference (PIL loop)"]
   for name, rate in rates.items():
     print(f"  {name:26s} {rate:8.0f} images/s   x{rate / reference:.2f}")
+  common.write_json(_JSON.value, "input", [{"name": "build", "files_per_s": build_rate}] + [
+      {"name": name, "images_per_s": rate, "ratio": rate / reference}
+      for name, rate in rates.items()])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Seconds per AI-upscaled fake, our JAX port against ncnn, and their parity, in one run.
 
-  python bench/upscaler_bench.py [--models realesrgan-x4plus ...] [--images 16 --size 112]
+  python -m bench.upscaler_bench [--models realesrgan-x4plus ...] [--images 16 --size 112]
 
 For each model: `--images` real photo crops (`--size` px, from scikit-image's
 photographs) are area-downscaled x4 (uint8) and restored. Timed:
@@ -23,6 +23,7 @@ import jax
 import numpy as np
 import skimage.data
 
+from bench import common
 from mdmf_jax.data import upscalers
 from mdmf_jax.models import ncnn_reader, rrdbnet
 
@@ -63,7 +64,9 @@ def main():
   parser.add_argument("--size", type=int, default=112)
   parser.add_argument("--batch_size", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--json", default="", help="also write the results to this JSON file")
   args = parser.parse_args()
+  results = []
   images = crops(args.images, args.size)
   low = np.asarray(upscalers.downscale_x4(images)) / np.float32(255)
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; {args.images} crops "
@@ -79,6 +82,8 @@ def main():
     fakes = upscalers.upscale_with(module, params, images, args.batch_size, name)
     mse = np.mean((fakes.astype(np.float64) - images) ** 2, axis=(1, 2, 3))
     psnr = np.mean(10 * np.log10(255 ** 2 / mse))
+    row = {"name": name, "psnr_db": float(psnr), "jax_s_per_fake": float(jax_s)}
+    results.append(row)
     line = (f"{name}: PSNR fake vs real {psnr:.2f} dB; JAX {jax_s:.3f} s/fake, {jax_cpu:.3f} "
             f"CPU-s/fake (first batch incl. compile {compile_s:.1f} s)")
     try:
@@ -90,9 +95,12 @@ def main():
     reference = run(low)
     ours = np.asarray(jax.jit(rrdbnet.super_resolve, static_argnums=0)(module, params, low))
     differ = np.mean(fakes != np.round(reference * 255).astype(np.uint8))
+    row.update(ncnn_s_per_fake=float(ncnn_s), ratio=float(ncnn_s / jax_s),
+               max_abs_diff=float(np.abs(ours - reference).max()))
     print(f"{line}; ncnn 1 thread {ncnn_s:.3f} s/fake, {ncnn_cpu:.3f} CPU-s/fake; "
           f"max |ours - ncnn| {np.abs(ours - reference).max():.2e}, uint8 pixels differing "
           f"{differ:.2e}")
+  common.write_json(args.json, "upscaler", results)
 
 
 if __name__ == "__main__":

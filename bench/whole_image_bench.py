@@ -3,8 +3,8 @@
 With a trained workdir (its backbone, PFS and mdmf bank; --mode=eval run), on
 the CPU or accelerator JAX finds:
 
-    python bench/whole_image_bench.py --config=configs/demo.py --workdir=workdirs/demo
-    python bench/whole_image_bench.py ... --megapixels=12 --images=1   # peak memory
+    python -m bench.whole_image_bench --config=configs/demo.py --workdir=workdirs/demo
+    python -m bench.whole_image_bench ... --megapixels=12 --images=1   # peak memory
 
 Each image is a photograph (skimage's astronaut) tiled to the asked size, so
 the pixels are natural; speed does not depend on them. The first image is a
@@ -24,12 +24,14 @@ from ml_collections import config_flags
 import numpy as np
 import skimage.data
 
+from bench import common
 from mdmf_jax import evaluate, evaluate_whole
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The workdir's config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained, evaluated workdir.")
 _MEGAPIXELS = flags.DEFINE_float("megapixels", 1.0, "Image size, 4:3.")
 _IMAGES = flags.DEFINE_integer("images", 4, "Timed images (after one warm-up image).")
+_JSON = flags.DEFINE_string("json", "", "Also write the results to this JSON file.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -62,6 +64,10 @@ def main(argv):
         f"{_IMAGES.value / seconds:.3f} images/s, {patches / seconds:.0f} patches/s, "
         f"{tiles / seconds:.1f} tiles/s ({tiles // _IMAGES.value} tiles and "
         f"{patches // _IMAGES.value} patches per image); peak RSS {peak_gib:.2f} GiB")
+  common.write_json(_JSON.value, "whole_image", [{
+      "name": f"{_MEGAPIXELS.value:g} MP", "images_per_s": _IMAGES.value / seconds,
+      "patches_per_s": patches / seconds, "tiles_per_s": tiles / seconds,
+      "peak_rss_gib": peak_gib}])
 
 
 if __name__ == "__main__":
