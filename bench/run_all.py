@@ -37,7 +37,7 @@ WHOLE_IMAGE = ("bench.whole_image_bench", ["--config=configs/demo.py"])
 
 def _commit() -> str:
   try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+    return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                           check=True).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
