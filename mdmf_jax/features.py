@@ -121,6 +121,23 @@ def cache_dir(config, split: str) -> str:
   return os.path.join(root, f"{config.data.name}-{split}-{digest}")
 
 
+def cache_complete(folder: str) -> bool:
+  return os.path.exists(os.path.join(folder, "done.json"))
+
+
+def write_cache_part(folder: str, real, fake, *, process: int = 0, count: int = 1) -> None:
+  """One process's share of a cache: `{real,fake}-{process}-of-{count}.npy` (K, D) stacks."""
+  os.makedirs(folder, exist_ok=True)
+  for name, z in (("real", real), ("fake", fake)):
+    np.save(os.path.join(folder, f"{name}-{process}-of-{count}.npy"), z)
+
+
+def mark_cache_complete(folder: str, info: dict) -> None:
+  """Writes `done.json` (once every process's part is written): the cache may be read."""
+  with open(os.path.join(folder, "done.json"), "w") as f:
+    json.dump(info, f)
+
+
 def build_cache(config, split: str, model, backbone_params) -> str:
   """Computes (or finds) the cached features of `split`; returns the folder.
 
@@ -129,9 +146,8 @@ def build_cache(config, split: str, model, backbone_params) -> str:
   `done.json` exists.
   """
   folder = cache_dir(config, split)
-  if os.path.exists(os.path.join(folder, "done.json")):
+  if cache_complete(folder):
     return folder
-  os.makedirs(folder, exist_ok=True)
   local_devices = jax.local_device_count()
   per_process = local_devices * max(1, 16 // local_devices)
   data = pipeline.eval_dataset(
@@ -154,13 +170,11 @@ def build_cache(config, split: str, model, backbone_params) -> str:
     seen += int(batch["mask"].sum())
     logging.log_every_n_seconds(logging.INFO, "feature cache %s: %d images, %.1f images/s",
                                 10, split, seen, seen / (time.time() - start))
-  tag = f"{jax.process_index()}-of-{jax.process_count()}"
-  for label, name in ((0, "real"), (1, "fake")):
-    np.save(os.path.join(folder, f"{name}-{tag}.npy"), np.concatenate(parts[label]))
+  write_cache_part(folder, np.concatenate(parts[0]), np.concatenate(parts[1]),
+                   process=jax.process_index(), count=jax.process_count())
   multihost_utils.sync_global_devices("feature cache written")
   if jax.process_index() == 0:
-    with open(os.path.join(folder, "done.json"), "w") as f:
-      json.dump({"images": seen, "seconds": time.time() - start}, f)
+    mark_cache_complete(folder, {"images": seen, "seconds": time.time() - start})
   multihost_utils.sync_global_devices("feature cache done")
   logging.info("feature cache %s: %d images in %.0f s -> %s", split, seen, time.time() - start,
                folder)

@@ -135,16 +135,12 @@ def cache_features(config, blocks, model, backbone_params) -> None:
 
 
 def _save_training_cache(config, tokens, label):
-  """The same tokens as train.train's feature cache (features.build_cache's single-process
-  layout), so that no variant runs the backbone over the training split again."""
+  """The same tokens as train.train's feature cache (features.build_cache's layout, one
+  process), so that no variant runs the backbone over the training split again."""
   folder = features.cache_dir(config, config.data.train_split)
-  if os.path.exists(os.path.join(folder, "done.json")):
-    return
-  os.makedirs(folder, exist_ok=True)
-  for value, name in ((0, "real"), (1, "fake")):
-    np.save(os.path.join(folder, f"{name}-0-of-1.npy"), tokens[label == value])
-  with open(os.path.join(folder, "done.json"), "w") as f:
-    json.dump({"images": len(label)}, f)
+  if not features.cache_complete(folder):
+    features.write_cache_part(folder, tokens[label == 0], tokens[label == 1])
+    features.mark_cache_complete(folder, {"images": len(label)})
 
 
 def cache_banks(config, blocks, sizes) -> None:
