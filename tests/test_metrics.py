@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 from sklearn import metrics as sk_metrics
 
 from mdmf_jax import metrics
@@ -262,6 +263,21 @@ def test_empirical_fpr():
     metrics.empirical_fpr(calibration, [])
   with pytest.raises(ValueError):
     metrics.empirical_fpr(calibration, [1.0, math.nan])
+
+
+@pytest.mark.parametrize("n", [24, 99])
+def test_fpr_band_holds_the_realised_fpr_of_simulated_calibration_sets(n):
+  # Each trial calibrates on n fresh N(0, 1) reals; the threshold's true FPR is
+  # 1 - Phi(t). The band must hold 95% of them, with 2.5% on either side.
+  rng = np.random.default_rng(n)
+  thresholds = [metrics.calibrate(rng.normal(size=n), 0.05).threshold for _ in range(4000)]
+  realised = scipy.stats.norm.sf(thresholds)
+  low, high = metrics.fpr_band(n, 0.05)
+  assert 0.0 < low < 0.05 < high
+  assert np.mean(realised < low) == pytest.approx(0.025, abs=0.008)
+  assert np.mean(realised > high) == pytest.approx(0.025, abs=0.008)
+  assert np.mean(realised) <= 0.05 + 0.003  # the marginal guarantee
+  assert metrics.fpr_band(10, 0.05) == (0.0, 0.0)  # k > n: the threshold is +inf
 
 
 def test_calibration_json_round_trip_is_exact():
