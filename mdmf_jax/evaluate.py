@@ -45,7 +45,8 @@ def _eval_batches(config, split, benchmark=True, *, name=None, field=None, shard
 
   The data set is `name`, else config.eval.data_name (default data.name) when
   `benchmark`, else data.name. A missing split raises ConfigError naming `field`.
-  `shard_options`: grain sharding (default: this process's shard).
+  `shard_options`: grain sharding (default: this process's shard, which this process
+  scores on its own devices: scoring.py).
   """
   if name is None:
     name = (config.eval.data_name or config.data.name) if benchmark else config.data.name
@@ -114,6 +115,7 @@ def score_split(config, scorer, banks, split, *, perturbation=(None, None), data
   config field holding `split`, named if the split is missing.
   """
   data = _eval_batches(config, split, name=data_name, field=field)
+  banks = scorer.place(banks)  # once per split (a no-op for placed banks)
   columns = {k: [] for k in ("label", "generator", "index", "mask", *banks)}
   paths = []
   start, seen = time.time(), 0
@@ -390,7 +392,7 @@ def summary_rows(tables: dict[str, dict[str, list[dict]]], seen: set[str]) -> li
 def evaluate(config, workdir) -> dict[str, dict[str, list[dict]]]:
   """The whole evaluation (module docstring); returns {split: {method: table rows}}."""
   scorer = load_scorer(config, workdir)
-  banks = build_models(config, scorer, workdir)
+  banks = scorer.place(build_models(config, scorer, workdir))  # on the devices, once
   calibrations = calibrate(config, scorer, banks, workdir)
   benchmark = config.eval.data_name or config.data.name
   out_dir = _eval_dir(workdir)

@@ -95,31 +95,45 @@ def shard_rows(num_points: int, num_devices: int, block_size: int) -> int:
   return share if share <= block_size else -(-share // block_size) * block_size
 
 
+def _shard_patches(num_points: int, mesh: Mesh, block_size: int):
+  """(rows held per device, index -> the slice of the bank's patches that device holds)."""
+  share = -(-num_points // mesh.size)
+  rows = shard_rows(num_points, mesh.size, block_size)
+
+  def patches_of(index):  # index[0]: the rows [d * rows, (d + 1) * rows) of device d
+    first = (index[0].start or 0) // rows * share
+    return slice(first, min(first + share, num_points))
+
+  return rows, patches_of
+
+
+def bank_mask(num_points: int, mesh: Mesh, block_size: int) -> jax.Array:
+  """(D * rows,) bool, sharded over `mesh`: the rows of a placed bank of `num_points`
+  patches that hold one (DeviceBank.valid)."""
+  rows, patches_of = _shard_patches(num_points, mesh, block_size)
+
+  def held(index):
+    patches = patches_of(index)
+    return np.arange(rows) < patches.stop - patches.start
+
+  return jax.make_array_from_callback((mesh.size * rows,), NamedSharding(mesh, P(AXIS)), held)
+
+
 def place_points(flat, mesh: Mesh, block_size: int):
   """(points, valid) of leaves (R, ...) laid out as DeviceBank says; each device's shard is
   cut from `flat` (host or device arrays) and sent alone, so no padded copy of the bank is
   ever made."""
   num = jax.tree.leaves(flat)[0].shape[0]
-  share = -(-num // mesh.size)
-  rows = shard_rows(num, mesh.size, block_size)
-  sharding = NamedSharding(mesh, P(AXIS))
-
-  def patches_of(index):  # index[0]: the rows [d * rows, (d + 1) * rows) of device d
-    first = (index[0].start or 0) // rows * share
-    return slice(first, min(first + share, num))
+  rows, patches_of = _shard_patches(num, mesh, block_size)
 
   def place(leaf):
     def data(index):
       part = np.asarray(leaf[patches_of(index)])
       return np.pad(part, [(0, rows - len(part))] + [(0, 0)] * (part.ndim - 1))
-    return jax.make_array_from_callback((mesh.size * rows,) + leaf.shape[1:], sharding, data)
+    return jax.make_array_from_callback((mesh.size * rows,) + leaf.shape[1:],
+                                        NamedSharding(mesh, P(AXIS)), data)
 
-  def valid(index):
-    held = patches_of(index)
-    return np.arange(rows) < held.stop - held.start
-
-  return (jax.tree.map(place, flat),
-          jax.make_array_from_callback((mesh.size * rows,), sharding, valid))
+  return jax.tree.map(place, flat), bank_mask(num, mesh, block_size)
 
 
 # The shard_maps below run with check_vma=False: mmd.streamed_mean_kernel's scan starts
@@ -234,10 +248,10 @@ class Scorer:
     self._points = jax.jit(self._points_fn, static_argnames="num")
     self._scores = jax.jit(self._scores_fn, static_argnames=("methods", "num"))
     self._score_points = jax.jit(self._score_points_fn, static_argnames="method")
-    self._self_density = jax.jit(lambda trained, points, valid: bank_self_density(
-        self._make_kernel, trained["kernel"], points, valid, mesh=self.mesh,
-        block_size=block_size))
-    self._global = jax.jit(global_featurize) if global_featurize else None
+    self._bank_statistics = jax.jit(self._bank_statistics_fn, static_argnames="quantile")
+    self._global = global_featurize and jax.jit(
+        lambda backbone, images, num: global_featurize(backbone, images)[:num],
+        static_argnames="num")
 
   def with_trained(self, trained) -> Scorer:
     """This Scorer with other trained params, sharing its compiled functions."""
@@ -285,25 +299,30 @@ class Scorer:
       return jax.device_put(model, self._replicated)
     return jax.tree.map(place_one, models, is_leaf=lambda x: not isinstance(x, dict))
 
+  def _bank_statistics_fn(self, trained, points, valid, quantile):
+    densities = bank_self_density(self._make_kernel, trained["kernel"], points, valid,
+                                  mesh=self.mesh, block_size=self.block_size)
+    rr_mean = jnp.sum(jnp.where(valid, densities, 0.0)) / jnp.sum(valid)
+    if quantile is None:
+      return rr_mean, jnp.float32(jnp.nan)
+    return rr_mean, jnp.nanquantile(jnp.where(valid, densities, jnp.nan), quantile)
+
   def bank_from_points(self, points, method, vote_quantile=0.95) -> Bank:
     """The Bank of `method` from (N, K, ...) points of clean real images (host or device);
     its points are `points` pooled, as given (not copied to the host)."""
     flat = mmd.pool_patches(points)
-    placed, valid = place_points(flat, self.mesh, self.block_size)
-    densities = self._self_density(self.params["trained"], placed, valid)
-    rr_mean = jnp.sum(jnp.where(valid, densities, 0.0)) / jnp.sum(valid)
     # patch_vote: a patch is "fake" when its density is below that of all but
     # the lowest (1 - q) of the bank's own patches.
-    threshold = (jnp.nanquantile(jnp.where(valid, densities, jnp.nan), 1.0 - vote_quantile)
-                 if method == "patch_vote" else jnp.nan)
-    return Bank(points=flat, rr_mean=rr_mean, vote_threshold=jnp.asarray(threshold,
-                                                                           jnp.float32))
+    quantile = 1.0 - vote_quantile if method == "patch_vote" else None
+    rr_mean, threshold = self._bank_statistics(
+        self.params["trained"], *place_points(flat, self.mesh, self.block_size), quantile)
+    return Bank(points=flat, rr_mean=rr_mean, vote_threshold=threshold.astype(jnp.float32))
 
   def global_features(self, images):
     """(N, D) linear-probe features of float32 (N, S, S, 3) images."""
     if self._global is None:
       raise ValueError("this Scorer was built without global_featurize (linear_probe)")
-    return self._global(self.params["backbone"], images)
+    return self._global(self.params["backbone"], *self._put_batch(images))
 
   def _score_points_fn(self, trained, points, bank, mask, method):
     return score_points(self._make_kernel, trained["kernel"], points, bank, method,
