@@ -105,9 +105,9 @@ def test_eight_devices_score_as_one():
   results = []
   for scorer in (one, eight):
     points = scorer.points(bank_images)
-    banks = {"mdmf": scorer.bank_from_points(points["mdmf"], "mdmf"),
-             "global": scorer.bank_from_points(points["global"], "global"),
-             "patch_vote": scorer.bank_from_points(points["mdmf"], "patch_vote", 0.8)}
+    patch_bank = scorer.bank_from_points(points["mdmf"], "patch_vote", 0.8)  # mdmf's too
+    banks = {"mdmf": patch_bank, "patch_vote": patch_bank,
+             "global": scorer.bank_from_points(points["global"], "global")}
     placed = scorer.place(banks)
     assert placed["mdmf"].valid.sharding.num_devices == scorer.mesh.size
     results.append((jax.tree.map(np.asarray, banks), scorer.scores(images, placed)))
