@@ -112,10 +112,10 @@ def score_split(config, scorer, banks, split, *, perturbation=(None, None), data
   plus "path" in single-process runs. `perturbation` = (kind, strength) is applied
   to the S x S crops (a test-time robustness probe). The data set is `data_name`
   (default: the benchmark, config.eval.data_name or data.name); `field` is the
-  config field holding `split`, named if the split is missing.
+  config field holding `split`, named if the split is missing. `banks`: placed on the
+  scorer's devices once by the caller (`scorer.place`), else placed at every batch.
   """
   data = _eval_batches(config, split, name=data_name, field=field)
-  banks = scorer.place(banks)  # once per split (a no-op for placed banks)
   columns = {k: [] for k in ("label", "generator", "index", "mask", *banks)}
   paths = []
   start, seen = time.time(), 0
