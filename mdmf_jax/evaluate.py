@@ -45,7 +45,8 @@ def _eval_batches(config, split, benchmark=True, *, name=None, field=None, shard
 
   The data set is `name`, else config.eval.data_name (default data.name) when
   `benchmark`, else data.name. A missing split raises ConfigError naming `field`.
-  `shard_options`: grain sharding (default: this process's shard).
+  `shard_options`: grain sharding (default: this process's shard, which this process
+  scores on its own devices: scoring.py).
   """
   if name is None:
     name = (config.eval.data_name or config.data.name) if benchmark else config.data.name
@@ -111,7 +112,8 @@ def score_split(config, scorer, banks, split, *, perturbation=(None, None), data
   plus "path" in single-process runs. `perturbation` = (kind, strength) is applied
   to the S x S crops (a test-time robustness probe). The data set is `data_name`
   (default: the benchmark, config.eval.data_name or data.name); `field` is the
-  config field holding `split`, named if the split is missing.
+  config field holding `split`, named if the split is missing. `banks`: placed on the
+  scorer's devices once by the caller (`scorer.place`), else placed at every batch.
   """
   data = _eval_batches(config, split, name=data_name, field=field)
   columns = {k: [] for k in ("label", "generator", "index", "mask", *banks)}
@@ -390,7 +392,7 @@ def summary_rows(tables: dict[str, dict[str, list[dict]]], seen: set[str]) -> li
 def evaluate(config, workdir) -> dict[str, dict[str, list[dict]]]:
   """The whole evaluation (module docstring); returns {split: {method: table rows}}."""
   scorer = load_scorer(config, workdir)
-  banks = build_models(config, scorer, workdir)
+  banks = scorer.place(build_models(config, scorer, workdir))  # on the devices, once
   calibrations = calibrate(config, scorer, banks, workdir)
   benchmark = config.eval.data_name or config.data.name
   out_dir = _eval_dir(workdir)

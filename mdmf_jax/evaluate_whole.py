@@ -190,7 +190,7 @@ def evaluate_whole(config, workdir) -> dict[str, list[dict]]:
     raise config_lib.ConfigError("config.eval.whole_data_name: name a benchmark of "
                                  "full-size images (e.g. mdmf_demo_whole)")
   scorer = evaluate.load_scorer(config, workdir)
-  bank = _mdmf_bank(config, scorer, workdir)
+  bank = scorer.place(_mdmf_bank(config, scorer, workdir))  # on the devices, once
   whole = whole_scorer(config, scorer, bank)
   out_dir = _out_dir(workdir)
   scored = score_split(config, scorer, whole, bank, config.eval.whole_calibration_split,

@@ -161,19 +161,21 @@ class SetScorer:
 
   def __init__(self, config):
     self.config = config
+    # Features in, scores out: the identity is the featurizer. Compiled once;
+    # `with_trained` shares the compiled functions.
     self._scorer = scoring.Scorer(config, lambda _, z: z, None, None,
                                   block_size=config.eval.bank_block)
 
   def __call__(self, trained, bank_sets, sets: dict, methods=("mdmf",)) -> dict:
-    config, scorer = self.config, self._scorer
-    scorer.params = {"backbone": None, "trained": trained}  # arguments of the jitted functions
+    config, scorer = self.config, self._scorer.with_trained(trained)
     bank_points = scorer.points(np.asarray(bank_sets[:config.eval.bank_images]))
     rng = np.random.default_rng(config.seed)
     banks = {}
     for method in methods:
       points = bank_subset(bank_points["global" if method == "global" else "mdmf"],
                            config.eval.bank_patches, rng)
-      banks[method] = scorer.bank_from_points(points, method, config.eval.vote_quantile)
+      banks[method] = scorer.place(
+          scorer.bank_from_points(points, method, config.eval.vote_quantile))
     size = config.eval.batch_size
     out = {}
     for name, z in sets.items():

@@ -35,10 +35,8 @@ import math
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from mdmf_jax import mmd
 
 
 def axis_tiles(length: int, tile: int, window: int) -> list[tuple[int, np.ndarray]]:
@@ -142,14 +140,9 @@ class WholeImageScorer:
       raise ValueError(f"max_patches={max_patches} and tile_batch={tile_batch} must be > 0")
     self.tile_size, self.window = tile_size, window
     self.max_patches, self.tile_batch, self.seed = max_patches, tile_batch, seed
-    self._bank = bank
-    # scoring.Scorer's API is read here only: tile points, kernel, trained params, block size.
-    self._tile_points = lambda batch: scorer.points(batch)["mdmf"]
-    self._trained = scorer.params["trained"]
-    # The project's one set-vs-bank MMD; masked (padded) patches count nowhere.
-    self._mmd = jax.jit(lambda trained, bank, points, mask: mmd.bank_mmd2(
-        scorer.kernel_fn(trained), points, bank.points, bank.rr_mean, mask=mask,
-        block_size=scorer.block_size)[:2])
+    # scoring.Scorer's API is read here only: tile points and the set score, with the
+    # bank placed on the scorer's devices once.
+    self._scorer, self._bank = scorer, scorer.place(bank)
 
   def layout(self, height: int, width: int) -> Layout:
     return capped(layout(height, width, self.tile_size, self.window), self.max_patches,
@@ -161,7 +154,8 @@ class WholeImageScorer:
     # A small image's tiles are padded to a power of two, not to a full tile batch.
     batch_size = bucket_size(len(where.tile_origins), self.tile_batch)
     for first in range(0, len(where.tile_origins), batch_size):
-      batch = jax.device_get(self._tile_points(cut_tiles(image, where, first, batch_size)))
+      batch = jax.device_get(
+          self._scorer.points(cut_tiles(image, where, first, batch_size))["mdmf"])
       here = (where.patch_tiles >= first) & (where.patch_tiles < first + batch_size)
       rows, cells = where.patch_tiles[here] - first, where.patch_cells[here]
       parts.append(jax.tree.map(lambda a: a[rows, cells], batch))
@@ -172,7 +166,8 @@ class WholeImageScorer:
     points, mask = pad_set(self.points(image, where),
                            bucket_size(where.num_patches, self.max_patches))
     batch = jax.tree.map(lambda a: a[None], points)
-    score, witness = self._mmd(self._trained, self._bank, batch, mask[None])
+    # Masked (padded) patches count nowhere.
+    score, witness = self._scorer.score_points(batch, self._bank, mask=mask[None])
     return Scored(float(score[0]), np.asarray(witness[0, :where.num_patches]), where)
 
 

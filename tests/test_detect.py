@@ -375,8 +375,10 @@ def test_whole_mode_scores_every_image_whole_at_native_resolution(tmp_path):
         float(metrics.p_values(detector.calibration, expected.score)))
     total_patches += expected.layout.num_patches
   assert summary["mode"] == "whole" and summary["num_scored"] == 3
+  # images/s is rounded to 0.01 and patches/s to 0.1: at a slow rate that alone exceeds 5%.
   assert summary["patches_per_s"] == pytest.approx(
-      total_patches * summary["images_per_s"] / 3, rel=0.05)
+      total_patches * summary["images_per_s"] / 3, rel=0.05,
+      abs=0.005 * total_patches / 3 + 0.05)
   # The heat map spans the whole picture: its PNG has the picture's aspect ratio.
   with Image.open(tmp_path / "heat" / "in__wide.png") as wide, \
        Image.open(tmp_path / "heat" / "in__big.png") as big:

@@ -13,14 +13,15 @@ from mdmf_jax.data import builder, decode, pipeline
 from tests import test_linear_probe
 
 
-def make_scorer(kernel="deep", block_size=7):
+def make_scorer(kernel="deep", block_size=7, devices=None):
   config = config_lib.base()
   config.pfs.hidden_dim, config.pfs.out_dim = 16, 8
   config.kernel.name = kernel
   features_of = lambda params, images: images.reshape(images.shape[0], -1, 6)  # "patches"
   sample = np.random.default_rng(0).normal(size=(4, 5, 6)).astype(np.float32)
   state = train_step.init_state(config, sample, jax.random.key(0))
-  return scoring.Scorer(config, features_of, None, state.params, block_size=block_size)
+  return scoring.Scorer(config, features_of, None, state.params, block_size=block_size,
+                        devices=devices)
 
 
 def random_images(seed, n=3):
@@ -91,6 +92,33 @@ def test_detector_is_jitted_for_fixed_batches_and_reshapes_heat():
   np.testing.assert_allclose(scores, direct, rtol=1e-6)
   assert detector.heatmaps(images).shape == (4, 5, 1)
   np.testing.assert_allclose(detector.heatmaps(images)[..., 0], heat, rtol=1e-6)
+
+
+def test_eight_devices_score_as_one():
+  """Bank sharded over 8 devices, batch sharded: the scores, heat maps and bank statistics of
+  one device. Neither count divides 8: 7 images (padded) against 35 bank patches (shards of
+  5 in blocks of 3) and 4 global points (four shards of padding alone)."""
+  assert jax.local_device_count() == 8
+  one, eight = make_scorer(block_size=3, devices=jax.devices()[:1]), make_scorer(block_size=3)
+  assert (one.mesh.size, eight.mesh.size) == (1, 8)
+  bank_images, images = random_images(9, n=7), random_images(10, n=7)
+  results = []
+  for scorer in (one, eight):
+    points = scorer.points(bank_images)
+    patch_bank = scorer.bank_from_points(points["mdmf"], "patch_vote", 0.8)  # mdmf's too
+    banks = {"mdmf": patch_bank, "patch_vote": patch_bank,
+             "global": scorer.bank_from_points(points["global"], "global")}
+    placed = scorer.place(banks)
+    assert placed["mdmf"].valid.sharding.num_devices == scorer.mesh.size
+    results.append((jax.tree.map(np.asarray, banks), scorer.scores(images, placed)))
+  (banks_1, scores_1), (banks_8, scores_8) = results
+  for method in scores_1:
+    np.testing.assert_allclose(banks_8[method].rr_mean, banks_1[method].rr_mean, rtol=1e-6)
+    np.testing.assert_allclose(banks_8[method].vote_threshold, banks_1[method].vote_threshold,
+                               rtol=1e-6)
+    for got, expected in zip(scores_8[method], scores_1[method]):
+      assert got.shape == expected.shape == (7, 1 if method == "global" else 5)[:got.ndim]
+      np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
 # --------------------------------------------------------------------------

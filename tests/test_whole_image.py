@@ -161,7 +161,7 @@ def test_masks_never_leak():
           for n in (3, 1)]
   sets = [jax.tree.map(lambda a: np.asarray(a).reshape((-1,) + a.shape[2:]), s) for s in sets]
   alone = [_set_mmd(kernel_fn, jax.tree.map(lambda a: a[None], s),
-                                      np.ones((1, len(s[0])), bool), bank, 16) for s in sets]
+                    np.ones((1, len(s[0])), bool), bank, 16) for s in sets]
   # Both sets padded to 16 with junk (huge values), scored in one batch.
   padded, masks = [], []
   for s in sets:
@@ -170,7 +170,11 @@ def test_masks_never_leak():
         [a, rng.normal(0, 1e3, (16 - count,) + a.shape[1:]).astype(np.float32)]), s))
     masks.append(np.arange(16) < count)
   batch = jax.tree.map(lambda *a: np.stack(a), *padded)
+  # Through the Scorer too: the bank sharded over the devices, the sets gathered.
   scores, witness = _set_mmd(kernel_fn, batch, np.stack(masks), bank, 16)
+  sharded = scorer.score_points(batch, bank, mask=np.stack(masks))
+  for got, expected in zip(sharded, (scores, witness)):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
   for i, (score, heat) in enumerate(alone):
     count = heat.shape[1]
     np.testing.assert_allclose(scores[i], score[0], rtol=1e-6)
