@@ -11,14 +11,17 @@ resolution, at most eval.whole_max_patches). Each mode is calibrated on its own
 scores of the reals of `eval.whole_calibration_split` (half calibrate, half
 check the FPR), so its p-values are exact in that mode. Writes W/eval/whole/:
   calibration.json       per mode: the conformal calibration, its empirical FPR
-                         on the other half, and the whole-image settings
-                         (reused by --mode=detect --config.detect.mode=whole)
+                         on the other half beside the 95% band of that FPR for
+                         this many calibration reals, and the whole-image
+                         settings (reused by --mode=detect --config.detect.mode=whole)
   <split>.md|csv|json    per generator: AUROC and TPR at the calibrated
                          threshold, crop next to whole
   <split>_scores.csv     per image: path, label, generator, patches, crop and
-                         whole scores
-  summary.md|csv|json    per split and mode: average AUROC, empirical FPR on
-                         the split's reals, mean patches per image
+                         whole scores (the calibration split's reals too)
+  summary.md|csv|json    per split and mode: average AUROC; empirical FPR on
+                         the split's reals, its 95% band, and a KS test of those
+                         reals against the calibration reals (exchangeable or
+                         not: the guarantee needs it); mean patches per image
 A real stored once per generator folder (same bytes) is scored once.
 """
 
@@ -35,6 +38,7 @@ import time
 from absl import logging
 from etils import epath
 import numpy as np
+import scipy.stats
 
 from mdmf_jax import config_lib, evaluate, features, metrics, reports, whole_image
 from mdmf_jax.data import builder, pipeline, transforms
@@ -150,15 +154,27 @@ def comparison_rows(scored, calibrations, names) -> list[dict]:
   return rows + [reports.average_row(rows)]
 
 
-def summary_rows(split, scored, calibrations, comparison, crop_patches) -> list[dict]:
-  """Per mode: average AUROC, empirical FPR (%) on the split's distinct reals, patches/image."""
+def summary_rows(split, scored, calibrations, comparison, crop_patches, calibration_reals
+                 ) -> list[dict]:
+  """Per mode: average AUROC; empirical FPR (%) on the split's distinct reals beside the
+  95% band one calibration set's FPR falls in (metrics.fpr_band); the Kolmogorov-Smirnov
+  p-value of the split's reals against `calibration_reals` (the calibration split's
+  distinct reals' {mode: scores}), small when the two are not exchangeable, so that the
+  band does not apply; patches/image."""
   reals = _unique_reals(scored)
   patches = {"crop": float(crop_patches), "whole": float(np.mean(scored["patches"]))}
-  return [{"split": split, "mode": mode, "auroc": comparison[-1][f"auroc_{mode}"],
-           "fpr_at_alpha": 100 * metrics.empirical_fpr(calibrations[mode], scored[mode][reals]),
-           "tpr_at_alpha": comparison[-1][f"tpr_{mode}"], "num_real": len(reals),
-           "num_fake": int(np.sum(scored["label"] == 1)), "patches_per_image": patches[mode]}
-          for mode in MODES]
+  rows = []
+  for mode in MODES:
+    band = metrics.fpr_band(calibrations[mode].scores.size, calibrations[mode].alpha)
+    rows.append({
+        "split": split, "mode": mode, "auroc": comparison[-1][f"auroc_{mode}"],
+        "fpr_at_alpha": 100 * metrics.empirical_fpr(calibrations[mode], scored[mode][reals]),
+        "fpr_band_low": 100 * band[0], "fpr_band_high": 100 * band[1],
+        "ks_p_vs_calibration": float(scipy.stats.ks_2samp(
+            scored[mode][reals], calibration_reals[mode]).pvalue),
+        "tpr_at_alpha": comparison[-1][f"tpr_{mode}"], "num_real": len(reals),
+        "num_fake": int(np.sum(scored["label"] == 1)), "patches_per_image": patches[mode]})
+  return rows
 
 
 def write_scores(path, scored, names):
@@ -169,6 +185,11 @@ def write_scores(path, scored, names):
     for i in range(len(scored["path"])):
       writer.writerow((scored["path"][i], scored["label"][i], names[scored["generator"][i]],
                        scored["patches"][i], scored["crop"][i], scored["whole"][i]))
+
+
+def _generator_names(config, split) -> list[str]:
+  return pipeline.generator_names(
+      pipeline.open_split(config.data.data_dir, config.eval.whole_data_name, split))
 
 
 def _out_dir(workdir) -> str:
@@ -197,19 +218,22 @@ def evaluate_whole(config, workdir) -> dict[str, list[dict]]:
                        "eval.whole_calibration_split", reals_only=True)
   calibrations, report = calibrate(config, scored)
   (epath.Path(out_dir) / CALIBRATION_FILE).write_text(json.dumps(report, indent=2))
+  calibration_reals = {mode: scored[mode][_unique_reals(scored)] for mode in MODES}
+  write_scores(os.path.join(out_dir, f"{config.eval.whole_calibration_split}_scores.csv"),
+               scored, _generator_names(config, config.eval.whole_calibration_split))
   crop_patches = int(np.prod(features.grid_shape(config)))
   tables, summary = {}, []
   for split in config.eval.whole_splits:
     scored = score_split(config, scorer, whole, bank, split, "eval.whole_splits")
-    source = pipeline.open_split(config.data.data_dir, config.eval.whole_data_name, split)
-    names = pipeline.generator_names(source)
+    names = _generator_names(config, split)
     write_scores(os.path.join(out_dir, f"{split}_scores.csv"), scored, names)
     tables[split] = comparison_rows(scored, calibrations, names)
     print(reports.write_table(
         tables[split], os.path.join(out_dir, split),
         f"Centre crop vs whole image: AUROC and TPR (%) at alpha={config.eval.alpha}, "
         f"split {split!r} of {config.eval.whole_data_name}"))
-    summary += summary_rows(split, scored, calibrations, tables[split], crop_patches)
+    summary += summary_rows(split, scored, calibrations, tables[split], crop_patches,
+                            calibration_reals)
   print(reports.write_table(
       summary, os.path.join(out_dir, "summary"),
       f"Centre crop vs whole image: average AUROC, empirical FPR and TPR (%) at "

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.stats
 from PIL import Image
 
 from mdmf_jax import config_lib, evaluate, evaluate_whole, metrics
@@ -161,6 +162,21 @@ def test_eval_whole_then_detect_whole_through_main(trained, tmp_path):
   calibration = json.load(open(os.path.join(out, "calibration.json")))
   assert set(calibration) == {"crop", "whole"}
   assert calibration["whole"]["settings"]["max_patches"] == 8192
+  # The FPR band and the exchangeability test, recomputed from the per-image scores of the
+  # calibration split's reals and of the test split's (distinct images: distinct scores).
+  def real_scores(split, mode):
+    with open(os.path.join(out, f"{split}_scores.csv")) as f:
+      return np.unique([float(r[mode]) for r in csv.DictReader(f) if r["label"] == "0"])
+  for row in summary:
+    mode = row["mode"]
+    calibration_reals = real_scores("val", mode)
+    nearest = np.abs(np.subtract.outer(calibration[mode]["scores"], calibration_reals))
+    assert nearest.min(axis=1).max() < 1e-6  # every calibration score is a listed real's
+    band = metrics.fpr_band(len(calibration[mode]["scores"]), 0.2)
+    assert (row["fpr_band_low"], row["fpr_band_high"]) == pytest.approx((100 * band[0],
+                                                                          100 * band[1]))
+    assert row["ks_p_vs_calibration"] == pytest.approx(scipy.stats.ks_2samp(
+        real_scores("test", mode), calibration_reals).pvalue)
 
   image = np.random.default_rng(6).integers(0, 256, (40, 61, 3), dtype=np.uint8)
   Image.fromarray(image).save(tmp_path / "big.png")
