@@ -154,8 +154,37 @@ def resample_pos_embed(pos_embed, from_grid, to_grid, *, offset=0.0, antialias=F
 # --------------------------------------------------------------------------
 
 
+def attention_implementation(dtype, platform: str | None = None) -> str:
+  """Which attention kernel `Attention` uses: "cudnn" or "xla".
+
+  cuDNN's fused kernel on a GPU in half precision (it takes no float32);
+  elsewhere XLA's einsums, whose logits and softmax are float32.
+  `platform` defaults to JAX's default backend, where a jitted forward runs.
+  """
+  platform = platform or jax.default_backend()
+  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if platform == "gpu" and half else "xla"
+
+
+def attend(q, k, v):
+  """softmax(q k^T / sqrt(head_dim)) v for q, k, v of shape (B, H, L, head_dim).
+
+  Heads ahead of tokens: XLA:CPU's batched dots then read their operands
+  without the transposes that (B, L, H, head_dim) needs (about 2x faster on
+  CPU than jax.nn.dot_product_attention's einsums). Logits and softmax in
+  float32, the probabilities cast back to the compute dtype.
+  """
+  logits = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32)
+  probs = jax.nn.softmax(logits * q.shape[-1] ** -0.5)
+  return jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v)
+
+
 class Attention(nn.Module):
-  """Multi-head self-attention with a fused qkv projection (DINOv2 layout)."""
+  """Multi-head self-attention with a fused qkv projection (DINOv2 layout).
+
+  The kernel is `attention_implementation(dtype)`'s: cuDNN's fused attention
+  through jax.nn.dot_product_attention, or `attend`.
+  """
 
   num_heads: int
   dtype: Any = jnp.float32
@@ -164,14 +193,23 @@ class Attention(nn.Module):
   def __call__(self, x):
     batch, length, width = x.shape
     qkv = nn.Dense(3 * width, dtype=self.dtype, name="qkv")(x)
-    q, k, v = jnp.moveaxis(qkv.reshape(batch, length, 3, self.num_heads, -1), 2, 0)
-    y = jax.nn.dot_product_attention(q, k, v)  # scale 1 / sqrt(head_dim)
+    qkv = qkv.reshape(batch, length, 3, self.num_heads, width // self.num_heads)
+    if attention_implementation(self.dtype) == "cudnn":
+      q, k, v = jnp.moveaxis(qkv, 2, 0)
+      y = jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    else:
+      q, k, v = jnp.transpose(qkv, (2, 0, 3, 1, 4))
+      y = jnp.swapaxes(attend(q, k, v), 1, 2)
     return nn.Dense(width, dtype=self.dtype, name="proj")(y.reshape(batch, length, width))
 
 
 def exact_gelu(x):
-  """The exact (erf) GELU of torch.nn.GELU."""
-  return nn.gelu(x, approximate=False)
+  """The exact GELU of torch.nn.GELU, x / 2 * (1 + erf(x / sqrt(2))), written as torch does.
+
+  (jax.nn.gelu's erfc form evaluates both of erfc's branches: 2x slower on
+  XLA:CPU, and it keeps the fc1 matmul from absorbing the activation.)
+  """
+  return x * 0.5 * (1 + jax.lax.erf(x * 0.7071067811865476))
 
 
 class Mlp(nn.Module):
@@ -318,6 +356,22 @@ def build(variant: str, image_size: int = 224, dtype=jnp.float32) -> ViT:
   return model.clone(pos_grid=grid_shape((image_size, image_size), model.patch_size))
 
 
+def forward_flops(model: ViT, image_hw: Sequence[int]) -> int:
+  """Model FLOPs of one image's forward pass: 2 per multiply-add of every matmul.
+
+  The patch embedding, each block's qkv, q k^T, probabilities x v, proj and MLP
+  (SwiGLU: w12 and w3); LayerNorms, softmax and activations are left out (about
+  1% more at S/14). The count MFU divides by: tests/test_vit.py checks it
+  against XLA's cost analysis.
+  """
+  h, w = model.grid_shape(image_hw)
+  tokens, width, hidden = 1 + model.num_registers + h * w, model.width, model.mlp_hidden
+  patch_embed = h * w * model.patch_size**2 * 3 * width
+  mlp = 3 * width * hidden if model.swiglu else 2 * width * hidden
+  block = tokens * (3 * width * width + width * width + mlp) + 2 * tokens * tokens * width
+  return 2 * (patch_embed + model.depth * block)
+
+
 class FrozenViT:
   """A ViT with fixed parameters, called as a function: `backbone(images, blocks=())`.
 
@@ -341,10 +395,19 @@ class FrozenViT:
     return self.model.normalize(images)
 
   def __call__(self, images, blocks: Sequence[int] = ()) -> dict:
+    return self._forward(images)(images, blocks=tuple(blocks))
+
+  def lower(self, images, blocks: Sequence[int] = ()):
+    """The jitted forward for `images`, lowered (`.compile()` gives its HLO and cost analysis)."""
+    forward = self._forward(images)
+    return forward.func.lower(*forward.args, images, blocks=tuple(blocks))
+
+  def _forward(self, images):
+    """The jitted forward (params bound) for `images`' size, made once per size."""
     grid = self.model.grid_shape(images.shape[1:3])
     if grid not in self._forwards:
       self._forwards[grid] = self._forward_for(grid)
-    return self._forwards[grid](images, tuple(blocks))
+    return self._forwards[grid]
 
   def _forward_for(self, grid):
     model = self.model
@@ -353,5 +416,4 @@ class FrozenViT:
                                offset=model.pos_offset, antialias=model.pos_antialias)
     sized = model.clone(pos_grid=grid)  # its pos-embed already matches: no resampling
     params = {**self.params, "pos_embed": pos}
-    apply = jax.jit(sized.apply, static_argnames="blocks")
-    return lambda images, blocks: apply({"params": params}, images, blocks=blocks)
+    return functools.partial(jax.jit(sized.apply, static_argnames="blocks"), {"params": params})
