@@ -264,6 +264,30 @@ class Block(nn.Module):
     return x + LayerScale(name="ls2")(mlp(self.mlp_hidden, self.dtype, name="mlp")(norm(name="norm2")(x)))
 
 
+class PatchEmbed(nn.Module):
+  """Non-overlapping p x p patches of NHWC images -> (B, h * w, width), row-major.
+
+  nn.Conv's parameters (kernel (p, p, C, width), bias) and sums, as one
+  matmul over the flattened patches: XLA:GPU's convolution with 3 input
+  channels and stride = window took 2.0 ms of a 31 ms B/14 forward (bf16,
+  batch 256, H200).
+  """
+
+  width: int
+  patch_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images):
+    batch, height, width, channels = images.shape
+    p = self.patch_size
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (p, p, channels, self.width))
+    bias = self.param("bias", nn.initializers.zeros, (self.width,))
+    patches = images.reshape(batch, height // p, p, width // p, p, channels).transpose(0, 1, 3, 2, 4, 5)
+    patches = patches.reshape(batch, -1, p * p * channels).astype(self.dtype)
+    return patches @ kernel.reshape(-1, self.width).astype(self.dtype) + bias.astype(self.dtype)
+
+
 class ViT(nn.Module):
   """DINOv2 ViT. `apply({'params': p}, images, blocks=())` returns a dict:
 
@@ -309,11 +333,7 @@ class ViT(nn.Module):
   def __call__(self, images, blocks: Sequence[int] = ()):
     grid = check_inputs(images, blocks, depth=self.depth, patch_size=self.patch_size)
     batch = images.shape[0]
-    p = self.patch_size
-
-    x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                name="patch_embed")(images)
-    x = x.reshape(batch, -1, self.width)
+    x = PatchEmbed(self.width, self.patch_size, self.dtype, name="patch_embed")(images)
     cls = self.param("cls_token", nn.initializers.normal(1e-6), (1, 1, self.width))
     pos = self.param("pos_embed", nn.initializers.truncated_normal(0.02),
                      (1, 1 + self.pos_grid[0] * self.pos_grid[1], self.width))
