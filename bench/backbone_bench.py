@@ -85,6 +85,8 @@ def main(argv):
     raise app.UsageError(f"--dtype: {sorted(unknown)} not in {sorted(TORCH_DTYPES)}")
   size = _IMAGE_SIZE.value
   torch_device = "cuda" if torch.cuda.is_available() else "cpu"
+  # float32 rows are float32 on both sides: torch's cuDNN convolutions default to TF32.
+  torch.backends.cudnn.allow_tf32 = False
   compile_torch = _TORCH_COMPILE.value if _TORCH_COMPILE.value is not None else torch_device == "cuda"
 
   spec = {"swiglu": False, **vit.VARIANTS[variant]}
