@@ -10,8 +10,10 @@ and of transformers' `Dinov2Model` / `Dinov2WithRegistersModel` (float32 parity
   out = norm(x)                               (LayerNorms with eps 1e-6)
 
 Attention is softmax(q k^T / sqrt(head_dim)) v (64-dimensional heads) with a
-fused qkv projection; the MLP is fc1 -> exact (erf) GELU -> fc2, or SwiGLU for
-g/14: w3(silu(x1) * x2) with [x1, x2] = w12(x). Parameter names follow the
+fused qkv projection, run by cuDNN's fused kernel on a GPU in half precision and
+by `attend` elsewhere (`attention_implementation`; docs/backbone.md, Speed);
+the MLP is fc1 -> exact (erf) GELU -> fc2, or SwiGLU for g/14:
+w3(silu(x1) * x2) with [x1, x2] = w12(x). Parameter names follow the
 official checkpoints (`blocks_{i}/attn/qkv`, `ls1/gamma`, ...); models/weights.py
 holds the key map.
 
