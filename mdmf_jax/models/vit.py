@@ -281,11 +281,11 @@ class PatchEmbed(nn.Module):
 
   @nn.compact
   def __call__(self, images):
-    batch, height, width, channels = images.shape
+    batch, rows, cols, channels = images.shape
     p = self.patch_size
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (p, p, channels, self.width))
     bias = self.param("bias", nn.initializers.zeros, (self.width,))
-    patches = images.reshape(batch, height // p, p, width // p, p, channels).transpose(0, 1, 3, 2, 4, 5)
+    patches = images.reshape(batch, rows // p, p, cols // p, p, channels).transpose(0, 1, 3, 2, 4, 5)
     patches = patches.reshape(batch, -1, p * p * channels).astype(self.dtype)
     return patches @ kernel.reshape(-1, self.width).astype(self.dtype) + bias.astype(self.dtype)
 
