@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.special
 
 from mdmf_jax.models import vit
 from tests import references
@@ -104,6 +105,79 @@ def test_bfloat16_compute_stays_close_to_float32():
   error = np.asarray(bf16, np.float32) - np.asarray(f32)
   assert np.sqrt(np.mean(error**2)) < 0.02 * np.sqrt(np.mean(np.asarray(f32)**2))
   assert np.abs(error).max() < 0.1
+
+
+def _attention_inputs(dtype=jnp.float32):
+  q, k, v = np.random.default_rng(4).normal(size=(3, 2, 3, 17, 64)).astype(np.float32)
+  return [jnp.asarray(a, dtype) for a in (q, k, v)]
+
+
+def _float64_attention(q, k, v):
+  q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+  logits = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  return (probs / probs.sum(-1, keepdims=True)) @ v
+
+
+def test_attend_matches_float64_softmax_attention():
+  q, k, v = _attention_inputs()
+  np.testing.assert_allclose(vit.attend(q, k, v), _float64_attention(q, k, v), atol=2e-6, rtol=0)
+
+
+def test_attend_in_bfloat16_keeps_logits_and_softmax_in_float32():
+  q, k, v = _attention_inputs(jnp.bfloat16)
+  jaxpr = jax.make_jaxpr(vit.attend)(q, k, v).jaxpr
+  dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+  assert [d.invars[0].aval.dtype for d in dots] == [jnp.bfloat16, jnp.bfloat16]
+  assert dots[0].outvars[0].aval.dtype == jnp.float32  # logits
+  assert all(e.invars[0].aval.dtype == jnp.float32 for e in jaxpr.eqns
+             if e.primitive.name in ("exp", "reduce_max", "reduce_sum"))
+  out = vit.attend(q, k, v)
+  assert out.dtype == jnp.bfloat16
+  # Only the probabilities' and the output's roundings to bfloat16 (2^-9 relative each).
+  np.testing.assert_allclose(np.asarray(out, np.float32), _float64_attention(q, k, v), atol=2e-2, rtol=0)
+
+
+def test_attention_implementation_is_cudnn_only_for_half_precision_on_gpu():
+  assert vit.attention_implementation(jnp.bfloat16, "gpu") == "cudnn"
+  assert vit.attention_implementation("float16", "gpu") == "cudnn"
+  assert vit.attention_implementation(jnp.float32, "gpu") == "xla"
+  assert vit.attention_implementation(jnp.bfloat16, "cpu") == "xla"
+  assert vit.attention_implementation(jnp.bfloat16, "tpu") == "xla"
+
+
+def test_exact_gelu_matches_float64_erf():
+  x = np.linspace(-8, 8, 2001).astype(np.float32)
+  expected = x / 2 * (1 + scipy.special.erf(np.float64(x) / np.sqrt(2)))
+  np.testing.assert_allclose(vit.exact_gelu(jnp.asarray(x)), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_bfloat16_model_computes_in_bfloat16_with_float32_statistics():
+  model, params = _tiny()
+  jaxpr = jax.make_jaxpr(model.clone(dtype=jnp.bfloat16).apply)({"params": params}, jnp.zeros((2, 56, 56, 3)))
+  eqns = jaxpr.jaxpr.eqns
+  # Params come in as float32 and are cast; every matmul takes bfloat16 operands.
+  assert all(v.aval.dtype == jnp.float32 for v in jaxpr.jaxpr.invars)
+  dots = [e for e in eqns if e.primitive.name == "dot_general"]
+  assert len(dots) >= 1 + 2 * 6  # patch embedding, then qkv, q k^T, p v, proj, fc1, fc2 per block
+  assert all(v.aval.dtype == jnp.bfloat16 for d in dots for v in d.invars)
+  # LayerNorm statistics and softmax (mean, variance, max, sum) are reduced in float32.
+  reductions = [e for e in eqns if e.primitive.name in ("reduce_sum", "reduce_max")]
+  assert reductions and all(e.invars[0].aval.dtype == jnp.float32 for e in reductions)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"num_registers": 2}, {"swiglu": True}])
+def test_forward_flops_matches_xla_cost_analysis(overrides):
+  """The analytic count vs XLA:CPU's, which adds the elementwise ops (norms, softmax, GELU).
+
+  Those are 1.6% here; leaving out the attention matmuls (2.2%) would fail.
+  """
+  model, params = _tiny(**overrides)
+  images = jnp.zeros((2, 56, 70, 3))
+  cost = vit.FrozenViT(model, params).lower(images).compile().cost_analysis()
+  xla_flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
+  ours = vit.forward_flops(model, images.shape[1:3]) * images.shape[0]
+  assert 0.975 * xla_flops < ours <= xla_flops
 
 
 def test_bad_inputs_are_named():

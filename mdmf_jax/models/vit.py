@@ -10,8 +10,10 @@ and of transformers' `Dinov2Model` / `Dinov2WithRegistersModel` (float32 parity
   out = norm(x)                               (LayerNorms with eps 1e-6)
 
 Attention is softmax(q k^T / sqrt(head_dim)) v (64-dimensional heads) with a
-fused qkv projection; the MLP is fc1 -> exact (erf) GELU -> fc2, or SwiGLU for
-g/14: w3(silu(x1) * x2) with [x1, x2] = w12(x). Parameter names follow the
+fused qkv projection, run by cuDNN's fused kernel on a GPU in half precision and
+by `attend` elsewhere (`attention_implementation`; docs/backbone.md, Speed);
+the MLP is fc1 -> exact (erf) GELU -> fc2, or SwiGLU for g/14:
+w3(silu(x1) * x2) with [x1, x2] = w12(x). Parameter names follow the
 official checkpoints (`blocks_{i}/attn/qkv`, `ls1/gamma`, ...); models/weights.py
 holds the key map.
 
@@ -154,8 +156,37 @@ def resample_pos_embed(pos_embed, from_grid, to_grid, *, offset=0.0, antialias=F
 # --------------------------------------------------------------------------
 
 
+def attention_implementation(dtype, platform: str | None = None) -> str:
+  """Which attention kernel `Attention` uses: "cudnn" or "xla".
+
+  cuDNN's fused kernel on a GPU in half precision (it takes no float32);
+  elsewhere XLA's einsums, whose logits and softmax are float32.
+  `platform` defaults to JAX's default backend, where a jitted forward runs.
+  """
+  platform = platform or jax.default_backend()
+  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if platform == "gpu" and half else "xla"
+
+
+def attend(q, k, v):
+  """softmax(q k^T / sqrt(head_dim)) v for q, k, v of shape (B, H, L, head_dim).
+
+  Heads ahead of tokens: XLA:CPU's batched dots then read their operands
+  without the transposes that (B, L, H, head_dim) needs (about 2x faster on
+  CPU than jax.nn.dot_product_attention's einsums). Logits and softmax in
+  float32, the probabilities cast back to the compute dtype.
+  """
+  logits = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32)
+  probs = jax.nn.softmax(logits * q.shape[-1] ** -0.5)
+  return jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v)
+
+
 class Attention(nn.Module):
-  """Multi-head self-attention with a fused qkv projection (DINOv2 layout)."""
+  """Multi-head self-attention with a fused qkv projection (DINOv2 layout).
+
+  The kernel is `attention_implementation(dtype)`'s: cuDNN's fused attention
+  through jax.nn.dot_product_attention, or `attend`.
+  """
 
   num_heads: int
   dtype: Any = jnp.float32
@@ -164,14 +195,23 @@ class Attention(nn.Module):
   def __call__(self, x):
     batch, length, width = x.shape
     qkv = nn.Dense(3 * width, dtype=self.dtype, name="qkv")(x)
-    q, k, v = jnp.moveaxis(qkv.reshape(batch, length, 3, self.num_heads, -1), 2, 0)
-    y = jax.nn.dot_product_attention(q, k, v)  # scale 1 / sqrt(head_dim)
+    qkv = qkv.reshape(batch, length, 3, self.num_heads, width // self.num_heads)
+    if attention_implementation(self.dtype) == "cudnn":
+      q, k, v = jnp.moveaxis(qkv, 2, 0)
+      y = jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    else:
+      q, k, v = jnp.transpose(qkv, (2, 0, 3, 1, 4))
+      y = jnp.swapaxes(attend(q, k, v), 1, 2)
     return nn.Dense(width, dtype=self.dtype, name="proj")(y.reshape(batch, length, width))
 
 
 def exact_gelu(x):
-  """The exact (erf) GELU of torch.nn.GELU."""
-  return nn.gelu(x, approximate=False)
+  """The exact GELU of torch.nn.GELU, x / 2 * (1 + erf(x / sqrt(2))), written as torch does.
+
+  (jax.nn.gelu's erfc form evaluates both of erfc's branches: 2x slower on
+  XLA:CPU, and it keeps the fc1 matmul from absorbing the activation.)
+  """
+  return x * 0.5 * (1 + jax.lax.erf(x * 0.7071067811865476))
 
 
 class Mlp(nn.Module):
@@ -226,6 +266,30 @@ class Block(nn.Module):
     return x + LayerScale(name="ls2")(mlp(self.mlp_hidden, self.dtype, name="mlp")(norm(name="norm2")(x)))
 
 
+class PatchEmbed(nn.Module):
+  """Non-overlapping p x p patches of NHWC images -> (B, h * w, width), row-major.
+
+  nn.Conv's parameters (kernel (p, p, C, width), bias) and sums, as one
+  matmul over the flattened patches: XLA:GPU's convolution with 3 input
+  channels and stride = window took 2.0 ms of a 31 ms B/14 forward (bf16,
+  batch 256, H200).
+  """
+
+  width: int
+  patch_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images):
+    batch, rows, cols, channels = images.shape
+    p = self.patch_size
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (p, p, channels, self.width))
+    bias = self.param("bias", nn.initializers.zeros, (self.width,))
+    patches = images.reshape(batch, rows // p, p, cols // p, p, channels).transpose(0, 1, 3, 2, 4, 5)
+    patches = patches.reshape(batch, -1, p * p * channels).astype(self.dtype)
+    return patches @ kernel.reshape(-1, self.width).astype(self.dtype) + bias.astype(self.dtype)
+
+
 class ViT(nn.Module):
   """DINOv2 ViT. `apply({'params': p}, images, blocks=())` returns a dict:
 
@@ -271,11 +335,7 @@ class ViT(nn.Module):
   def __call__(self, images, blocks: Sequence[int] = ()):
     grid = check_inputs(images, blocks, depth=self.depth, patch_size=self.patch_size)
     batch = images.shape[0]
-    p = self.patch_size
-
-    x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                name="patch_embed")(images)
-    x = x.reshape(batch, -1, self.width)
+    x = PatchEmbed(self.width, self.patch_size, self.dtype, name="patch_embed")(images)
     cls = self.param("cls_token", nn.initializers.normal(1e-6), (1, 1, self.width))
     pos = self.param("pos_embed", nn.initializers.truncated_normal(0.02),
                      (1, 1 + self.pos_grid[0] * self.pos_grid[1], self.width))
@@ -318,6 +378,22 @@ def build(variant: str, image_size: int = 224, dtype=jnp.float32) -> ViT:
   return model.clone(pos_grid=grid_shape((image_size, image_size), model.patch_size))
 
 
+def forward_flops(model: ViT, image_hw: Sequence[int]) -> int:
+  """Model FLOPs of one image's forward pass: 2 per multiply-add of every matmul.
+
+  The patch embedding, each block's qkv, q k^T, probabilities x v, proj and MLP
+  (SwiGLU: w12 and w3); LayerNorms, softmax and activations are left out (about
+  1% more at S/14). The count MFU divides by: tests/test_vit.py checks it
+  against XLA's cost analysis.
+  """
+  h, w = model.grid_shape(image_hw)
+  tokens, width, hidden = 1 + model.num_registers + h * w, model.width, model.mlp_hidden
+  patch_embed = h * w * model.patch_size**2 * 3 * width
+  mlp = 3 * width * hidden if model.swiglu else 2 * width * hidden
+  block = tokens * (3 * width * width + width * width + mlp) + 2 * tokens * tokens * width
+  return 2 * (patch_embed + model.depth * block)
+
+
 class FrozenViT:
   """A ViT with fixed parameters, called as a function: `backbone(images, blocks=())`.
 
@@ -341,10 +417,19 @@ class FrozenViT:
     return self.model.normalize(images)
 
   def __call__(self, images, blocks: Sequence[int] = ()) -> dict:
+    return self._forward(images)(images, blocks=tuple(blocks))
+
+  def lower(self, images, blocks: Sequence[int] = ()):
+    """The jitted forward for `images`, lowered (`.compile()` gives its HLO and cost analysis)."""
+    forward = self._forward(images)
+    return forward.func.lower(*forward.args, images, blocks=tuple(blocks))
+
+  def _forward(self, images):
+    """The jitted forward (params bound) for `images`' size, made once per size."""
     grid = self.model.grid_shape(images.shape[1:3])
     if grid not in self._forwards:
       self._forwards[grid] = self._forward_for(grid)
-    return self._forwards[grid](images, tuple(blocks))
+    return self._forwards[grid]
 
   def _forward_for(self, grid):
     model = self.model
@@ -353,5 +438,4 @@ class FrozenViT:
                                offset=model.pos_offset, antialias=model.pos_antialias)
     sized = model.clone(pos_grid=grid)  # its pos-embed already matches: no resampling
     params = {**self.params, "pos_embed": pos}
-    apply = jax.jit(sized.apply, static_argnames="blocks")
-    return lambda images, blocks: apply({"params": params}, images, blocks=blocks)
+    return functools.partial(jax.jit(sized.apply, static_argnames="blocks"), {"params": params})
