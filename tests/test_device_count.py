@@ -12,8 +12,9 @@ the parallel modes and cover both layouts of groups on devices:
   4        jit   each group over 2 devices (XLA gathers)
   8        pmap  each group over 4 devices (lax.all_gather within the group)
 
-Every run must log the same losses (rtol 1e-4) and end with the same
-parameters (atol 1e-5) as the 1-device run. A run checkpointed at step 3 on 8
+Every run's batches must land on its N devices only, and every run must log
+the same losses (rtol 1e-4) and end with the same parameters (atol 1e-5) as
+the 1-device run. A run checkpointed at step 3 on 8
 devices and resumed on 2 must end there too.
 """
 
@@ -23,22 +24,36 @@ import shutil
 
 import jax
 import numpy as np
+import pytest
 
 from configs import demo as demo_config
-from mdmf_jax import train
+from mdmf_jax import parallel, train
 
 MODES = {1: "jit", 2: "pmap", 4: "jit", 8: "pmap"}
 
 
 def train_on(count, data_dir, out_dir):
-  """Trains the tiny config on the first `count` devices: (losses, parameter leaves)."""
+  """Trains the tiny config on the first `count` devices: (losses, parameter leaves).
+
+  Checks that every batch went to exactly those devices.
+  """
+  put_batch = parallel.DataParallel.put_batch
+
+  def checked_put_batch(self, local_batch):
+    batch = put_batch(self, local_batch)
+    used = {d for leaf in jax.tree.leaves(batch) for d in leaf.devices()}
+    assert used == set(jax.devices()[:count]), f"{count} devices asked, {len(used)} used"
+    return batch
+
   c = demo_config.get_config("tiny")
   c.data.data_dir, c.data.name = data_dir, "tiny_set"
   c.parallel = MODES[count]
   c.objective.groups = 2  # 4 real + 4 fake images of 4 patches per group
   c.objective.patches_per_side = 12  # of a group's 16 pooled patches per side
   c.train.log_every, c.train.checkpoint_every = 1, 3
-  state = train.train(c, out_dir, devices=jax.devices()[:count])
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(parallel.DataParallel, "put_batch", checked_put_batch)
+    state = train.train(c, out_dir, devices=jax.devices()[:count])
   with open(os.path.join(out_dir, "metrics.jsonl")) as f:
     losses = np.asarray([json.loads(line)["loss"] for line in f])
   return losses, [np.asarray(p) for p in jax.tree.leaves(state.params)]
