@@ -69,7 +69,7 @@ def process_share(count: int) -> slice:
 class DataParallel:
   """Wraps a step `fn(state, batch, frozen, *, group_offset, axis_name, gather_group)`.
 
-    dp = DataParallel("jit", groups=config.objective.groups)
+    dp = DataParallel("jit", groups=config.objective.groups)  # devices=None: all of them
     state, frozen = dp.put_state(state), dp.put_state(frozen_backbone_params)
     batch = {"real": x, "fake": y}   # leaves: this process's process_share(G * b) images
     state, metrics = dp.step(step_fn)(state, dp.put_batch(batch), frozen)
@@ -79,23 +79,28 @@ class DataParallel:
   [g * b, (g + 1) * b)); `process_share` says which of them this process feeds.
   """
 
-  def __init__(self, mode: str, groups: int = 1):
+  def __init__(self, mode: str, groups: int = 1, devices=None):
     if mode not in MODES:
       raise ValueError(f"config.parallel={mode!r}; expected one of {MODES}")
-    devices = jax.device_count()
-    if groups < 1 or not groups_fit_devices(groups, devices):
-      raise ValueError(f"config.objective.groups={groups} does not fit {devices} devices "
+    # Default: every device of every host. A subset (e.g. the first N of 8 fake CPU devices)
+    # lets one process compare device counts (tests/test_device_count.py).
+    self.devices = list(jax.devices() if devices is None else devices)
+    self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
+    self.pmap_devices = None if devices is None else self.devices  # None: pmap's own default
+    count = len(self.devices)
+    if groups < 1 or not groups_fit_devices(groups, count):
+      raise ValueError(f"config.objective.groups={groups} does not fit {count} devices "
                        "(one must divide the other)")
     self.mode, self.groups = mode, groups
-    self.devices_per_group = max(devices // groups, 1)
-    self.groups_per_device = max(groups // devices, 1)
-    self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
+    self.devices_per_group = max(count // groups, 1)
+    self.groups_per_device = max(groups // count, 1)
+    self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P(AXIS))
     # pmap's per-device arrays: leading axis over the local devices, in the same
     # sharding pmap gives its outputs, so feeding a step's output back in does
     # not trigger a recompilation.
-    self.local_sharded = NamedSharding(Mesh(np.asarray(jax.local_devices()), (AXIS,)), P(AXIS))
+    self.local_sharded = NamedSharding(Mesh(np.asarray(self.local_devices), (AXIS,)), P(AXIS))
 
   def step(self, step_fn):
     if self.mode == "jit":
@@ -122,7 +127,7 @@ class DataParallel:
       return step_fn(state, batch, frozen, group_offset=offset, axis_name=AXIS,
                      gather_group=gather_group)
 
-    mapped = jax.pmap(per_device, axis_name=AXIS, donate_argnums=0)
+    mapped = jax.pmap(per_device, axis_name=AXIS, donate_argnums=0, devices=self.pmap_devices)
 
     def step(state, batch, frozen):
       state, metrics = mapped(state, batch, frozen)
@@ -135,7 +140,7 @@ class DataParallel:
     # The result may share buffers with `state`, and `step` donates it.
     if self.mode == "jit":
       return jax.device_put(state, self.replicated)
-    copies = jax.local_device_count()
+    copies = len(self.local_devices)
     return jax.tree.map(
         lambda a: jax.device_put(np.stack([np.asarray(a)] * copies), self.local_sharded), state)
 
@@ -151,7 +156,7 @@ class DataParallel:
           lambda a: jax.make_array_from_process_local_data(self.sharded, np.asarray(a)),
           local_batch)
     # (local devices, groups on the device, images of each of them on the device, ...)
-    shape = (jax.local_device_count(), self.groups_per_device, -1)
+    shape = (len(self.local_devices), self.groups_per_device, -1)
     return jax.tree.map(
         lambda a: jax.device_put(np.asarray(a).reshape(shape + a.shape[1:]), self.local_sharded),
         local_batch)

@@ -78,11 +78,14 @@ def _image_batches(config):
   return iter(dataset), split
 
 
-def train(config, workdir: str):
-  """Trains the PFS (and kernel) of `config` in `workdir`; returns the final host state."""
-  config_lib.validate(config, device_count=jax.device_count())
+def train(config, workdir: str, *, devices=None):
+  """Trains the PFS (and kernel) of `config` in `workdir`; returns the final host state.
+
+  `devices`: the devices to train on (default: all of them; parallel.DataParallel).
+  """
+  config_lib.validate(config, device_count=jax.device_count() if devices is None else len(devices))
   groups = config.objective.groups
-  dp = parallel.DataParallel(config.parallel, groups=groups)
+  dp = parallel.DataParallel(config.parallel, groups=groups, devices=devices)
   checkpoint.guard_workdir(workdir, config)
   if config.data.build_demo:
     demo.build_demo(config.data.data_dir, seed=config.seed)

@@ -126,3 +126,7 @@ def test_unknown_mode_or_layout_is_refused():
     parallel.DataParallel("shard_map")
   with pytest.raises(ValueError, match="config.objective.groups=3 does not fit 8 devices"):
     parallel.DataParallel("jit", groups=3)
+  # A device list is checked by its own length, not the process's device count.
+  with pytest.raises(ValueError, match="config.objective.groups=4 does not fit 3 devices"):
+    parallel.DataParallel("jit", groups=4, devices=jax.devices()[:3])
+  assert parallel.DataParallel("pmap", groups=4, devices=jax.devices()[:2]).groups_per_device == 2
