@@ -54,7 +54,8 @@ def frozen_backbone(config):
                   config.backbone.name, config.backbone.variant)
   model = backbone.build(config.backbone.variant, image_size=size, dtype=dtype)
   images = jnp.zeros((1, size, size, 3), jnp.float32)
-  return model, model.init(jax.random.key(config.seed), images)["params"]
+  # Jitted: one compile, not one per initialiser op (seconds in every test process).
+  return model, jax.jit(model.init)(jax.random.key(config.seed), images)["params"]
 
 
 @dataclasses.dataclass(frozen=True)
