@@ -23,13 +23,17 @@ All timings: medians of alternating repeats (bench/common.py).
 
 import argparse
 import functools
+import os
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# JAX would otherwise take most of an accelerator's memory up front and leave PyTorch none.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from bench import common
-from mdmf_jax import mmd
+import jax  # pylint: disable=wrong-import-position
+import jax.numpy as jnp  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+from bench import common  # pylint: disable=wrong-import-position
+from mdmf_jax import mmd  # pylint: disable=wrong-import-position
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 _REG = 1e-8
@@ -61,27 +65,31 @@ def deep_loss(params, s_x, s_y, z_x, z_y):
   return jnp.sum(jax.vmap(neg_j)(s_x, s_y, z_x, z_y))
 
 
-def torch_deep_loss(torch, params, s_x, s_y, z_x, z_y):
+def make_torch_deep_loss(torch):
   """`deep_loss` in PyTorch, batched over pairs, written as MMD-D's reference code does."""
 
   def sq_dists(a, b):
     d2 = (a * a).sum(-1)[:, :, None] + (b * b).sum(-1)[:, None, :] - 2 * a @ b.transpose(1, 2)
     return d2.clamp_min(0)
 
-  eps, sigma_phi, sigma_q = torch.sigmoid(params[0]), params[1] ** 2, params[2] ** 2
+  def loss(params, s_x, s_y, z_x, z_y):
+    eps, sigma_phi, sigma_q = torch.sigmoid(params[0]), params[1] ** 2, params[2] ** 2
 
-  def gram(s_a, s_b, z_a, z_b):
-    return (((1 - eps) * torch.exp(-sq_dists(s_a, s_b) / sigma_phi) + eps)
-            * torch.exp(-sq_dists(z_a, z_b) / sigma_q))
+    def gram(s_a, s_b, z_a, z_b):
+      return (((1 - eps) * torch.exp(-sq_dists(s_a, s_b) / sigma_phi) + eps)
+              * torch.exp(-sq_dists(z_a, z_b) / sigma_q))
 
-  k_xx, k_yy, k_xy = gram(s_x, s_x, z_x, z_x), gram(s_y, s_y, z_y, z_y), gram(s_x, s_y, z_x, z_y)
-  h = k_xx + k_yy - k_xy - k_xy.transpose(1, 2)
-  n = h.shape[1]
-  rows = h.sum(2)
-  total = rows.sum(1)
-  stat = (total - torch.diagonal(h, dim1=1, dim2=2).sum(1)) / (n * (n - 1))
-  var = 4 * (rows**2).sum(1) / n**3 - 4 * total**2 / n**4
-  return -(stat / torch.sqrt(var.clamp_min(0) + _REG)).sum()
+    k_xx, k_yy = gram(s_x, s_x, z_x, z_x), gram(s_y, s_y, z_y, z_y)
+    k_xy = gram(s_x, s_y, z_x, z_y)
+    h = k_xx + k_yy - k_xy - k_xy.transpose(1, 2)
+    n = h.shape[1]
+    rows = h.sum(2)
+    total = rows.sum(1)
+    stat = (total - torch.diagonal(h, dim1=1, dim2=2).sum(1)) / (n * (n - 1))
+    var = 4 * (rows**2).sum(1) / n**3 - 4 * total**2 / n**4
+    return -(stat / torch.sqrt(var.clamp_min(0) + _REG)).sum()
+
+  return loss
 
 
 def torch_references(args_np, ours_value, ours_grads):
@@ -102,17 +110,18 @@ def torch_references(args_np, ours_value, ours_grads):
     def run():
       for t in tensors[:3]:
         t.grad = None
-      value = loss_fn(torch, *tensors)
+      value = loss_fn(*tensors)
       value.backward()
       if device == "cuda":
         torch.cuda.synchronize()
       return value
     return run
 
+  torch_deep_loss = make_torch_deep_loss(torch)
   eager = step(torch_deep_loss)
-  value = eager()
+  value = eager().item()
   grads = [t.grad.detach().cpu().numpy() for t in tensors[:3]]
-  diff = max([abs(float(value) - float(ours_value)) / abs(float(ours_value))]
+  diff = max([abs(value - float(ours_value)) / abs(float(ours_value))]
              + [float(np.max(np.abs(g - np.asarray(o))) / np.max(np.abs(g)))
                 for g, o in zip(grads, ours_grads)])
   print(f"PyTorch deep J on {device}: largest relative difference from ours "
