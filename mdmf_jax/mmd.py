@@ -91,6 +91,8 @@ def scaled_sq_dists(x: Array, y: Array | None, scale) -> Array:
   if y is None or y is x:
     return scale * pairwise_sq_dists(x)
   x, y = _centred(x, y)
+  if min(x.shape[0], y.shape[0]) == 1:  # vmapped 1-row products run one by one on XLA:CPU
+    return scale * jnp.sum(jnp.square(x[:, None, :] - y[None, :, :]), axis=-1)
   sq_x, sq_y = (jnp.sum(a * a, axis=-1, keepdims=True) for a in (x, y))
   a = jnp.concatenate([-2.0 * scale * x, scale * sq_x, jnp.ones_like(sq_x)], axis=-1)
   b = jnp.concatenate([y, jnp.ones_like(sq_y), scale * sq_y], axis=-1)
@@ -243,11 +245,13 @@ def gram_sums(k, mask_rows=None, mask_cols=None) -> GramSums:
 
 
 def _paired_values(kernel_fn: KernelFn, x, y):
-  """k(x_i, y_i) for i < min(m, n), one 1 x 1 Gram matrix each: the diagonal without the matrix."""
+  """k(x_i, y_i) for i < min(m, n), one 1 x 1 Gram matrix each: the diagonal without the matrix.
+
+  Exact zero-distance values when y is x: a 1 x 1 `scaled_sq_dists` is the
+  sum of squared differences, x_i - x_i = 0.
+  """
   num = min(_num_points(x), _num_points(y))
   one_by_one = lambda points: jax.tree.map(lambda a: a[:num, None], points)
-  if y is x:  # one argument, so the kernel sees y is x and its exact zero-distance value
-    return jax.vmap(lambda a: kernel_fn(a, a)[0, 0])(one_by_one(x))
   return jax.vmap(lambda a, b: kernel_fn(a, b)[0, 0])(one_by_one(x), one_by_one(y))
 
 
