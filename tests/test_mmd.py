@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+import ml_collections
 
-from mdmf_jax import mmd
+from mdmf_jax import mmd, objectives
 
 # --------------------------------------------------------------------------
 # float64 NumPy references, straight from the formulas (loops where clearer).
@@ -323,6 +324,19 @@ def test_set_estimators_match_reference(x64):
                                ref_stat / np.sqrt(ref_var + 1e-3), rtol=rtol, atol=atol)
     np.testing.assert_allclose(mmd.set_mpp_and_variance(kernel, x, y), ref_mpp(k_xx, k_xy),
                                rtol=rtol, atol=atol)
+
+
+def test_mmd_d_and_mmd_mp_objectives_match_reference():
+  """The training objectives (fused set_ estimators) against float64 NumPy on the pooled patches."""
+  kernel = functools.partial(mmd.deep, **DEEP)
+  x, y = deep_sets(12, 12)
+  real, fake = (tuple(a.reshape(3, 4, -1) for a in points) for points in (x, y))
+  cfg = ml_collections.ConfigDict({"patches_per_side": None, "reg": 1e-3})
+  k_xx, k_yy, k_xy = ref_deep_grams(x, y)
+  for name, (stat, var) in (("mmd_d", ref_paired(k_xx, k_yy, k_xy)), ("mmd_mp", ref_mpp(k_xx, k_xy))):
+    loss, metrics = objectives.OBJECTIVES[name](kernel, real, fake, jax.random.key(0), cfg)
+    np.testing.assert_allclose(metrics["variance"], var, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(loss, -stat / np.sqrt(var + 1e-3), rtol=1e-3, atol=1e-6)
 
 
 def ref_bank_mmd2(ref_kernel, sets, bank):
