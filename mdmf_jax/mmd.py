@@ -14,7 +14,9 @@ Conventions
 * Bandwidths divide the distance exactly as written (no hidden factor 2):
   gaussian is exp(-|x - y|^2 / bandwidth), so a median heuristic for it returns
   the median *squared* distance.
-* Estimators take Gram matrices, so any kernel plugs in. Masks are boolean
+* Estimators take Gram matrices, so any kernel plugs in; their `set_`
+  versions take point sets and a bound kernel and let XLA fuse every Gram
+  matrix into the sums the estimator needs. Masks are boolean
   vectors marking the valid points of padded sets; a masked estimator equals the
   unmasked one on the valid points. Arithmetic is float32, or float64 when
   `jax_enable_x64` is on and the inputs are float64.
@@ -51,7 +53,7 @@ def _num_points(points):
 
 
 def _centred(x, y):
-  """x and y (in their compute dtype) less the mean of x: removes the cancellation of large common offsets."""
+  """x and y (compute dtype) less the mean of x: no cancellation from large common offsets."""
   dtype = _compute_dtype(x, y)
   x, y = x.astype(dtype), y.astype(dtype)
   centre = jax.lax.stop_gradient(jnp.mean(x, axis=0))

@@ -333,7 +333,8 @@ def test_mmd_d_and_mmd_mp_objectives_match_reference():
   real, fake = (tuple(a.reshape(3, 4, -1) for a in points) for points in (x, y))
   cfg = ml_collections.ConfigDict({"patches_per_side": None, "reg": 1e-3})
   k_xx, k_yy, k_xy = ref_deep_grams(x, y)
-  for name, (stat, var) in (("mmd_d", ref_paired(k_xx, k_yy, k_xy)), ("mmd_mp", ref_mpp(k_xx, k_xy))):
+  expected = {"mmd_d": ref_paired(k_xx, k_yy, k_xy), "mmd_mp": ref_mpp(k_xx, k_xy)}
+  for name, (stat, var) in expected.items():
     loss, metrics = objectives.OBJECTIVES[name](kernel, real, fake, jax.random.key(0), cfg)
     np.testing.assert_allclose(metrics["variance"], var, rtol=1e-3, atol=1e-7)
     np.testing.assert_allclose(loss, -stat / np.sqrt(var + 1e-3), rtol=1e-3, atol=1e-6)
