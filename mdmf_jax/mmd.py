@@ -14,7 +14,9 @@ Conventions
 * Bandwidths divide the distance exactly as written (no hidden factor 2):
   gaussian is exp(-|x - y|^2 / bandwidth), so a median heuristic for it returns
   the median *squared* distance.
-* Estimators take Gram matrices, so any kernel plugs in. Masks are boolean
+* Estimators take Gram matrices, so any kernel plugs in; their `set_`
+  versions take point sets and a bound kernel and let XLA fuse every Gram
+  matrix into the sums the estimator needs. Masks are boolean
   vectors marking the valid points of padded sets; a masked estimator equals the
   unmasked one on the valid points. Arithmetic is float32, or float64 when
   `jax_enable_x64` is on and the inputs are float64.
@@ -46,27 +48,57 @@ def _compute_dtype(*arrays):
   return jnp.result_type(jnp.float32, *arrays)
 
 
-def pairwise_sq_dists(x: Array, y: Array | None = None) -> Array:
-  """Squared Euclidean distances |x_i - y_j|^2, shape (m, n).
+def _num_points(points):
+  return jax.tree.leaves(points)[0].shape[0]
 
-  Computed as |x|^2 + |y|^2 - 2 x.y after centring both sets on the mean of x
-  (which removes the cancellation that large common offsets cause), clipped at
-  0. When `y` is None or the same array object as `x`, the diagonal is exactly
-  0 (the expansion alone leaves rounding residue there).
-  """
-  same = y is None or y is x
-  dtype = _compute_dtype(x) if same else _compute_dtype(x, y)
-  x = x.astype(dtype)
+
+def _centred(x, y):
+  """x and y (compute dtype) less the mean of x: no cancellation from large common offsets."""
+  dtype = _compute_dtype(x, y)
+  x, y = x.astype(dtype), y.astype(dtype)
   centre = jax.lax.stop_gradient(jnp.mean(x, axis=0))
-  x = x - centre
-  y = x if same else y.astype(dtype) - centre
-  x_sq = jnp.sum(x * x, axis=-1)
-  y_sq = x_sq if same else jnp.sum(y * y, axis=-1)
-  cross = jnp.matmul(x, y.T, precision=_DIST_PRECISION)
-  d2 = jnp.maximum(x_sq[:, None] + y_sq[None, :] - 2.0 * cross, 0.0)
-  if same:
-    d2 = jnp.where(jnp.eye(d2.shape[0], dtype=bool), 0.0, d2)
-  return d2
+  return x - centre, y - centre
+
+
+def pairwise_sq_dists(x: Array, y: Array | None = None) -> Array:
+  """Squared Euclidean distances |x_i - y_j|^2, shape (m, n), clipped at 0.
+
+  Computed as |x|^2 + |y|^2 - 2 x.y after centring both sets on the mean of x.
+  When `y` is None or the same array object as `x`, the diagonal is exactly 0
+  (the expansion alone leaves rounding residue there).
+  """
+  if not (y is None or y is x):
+    return jnp.maximum(scaled_sq_dists(x, y, 1.0), 0.0)
+  x, _ = _centred(x, x)
+  sq = jnp.sum(x * x, axis=-1)
+  d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=_DIST_PRECISION),
+                   0.0)
+  return jnp.where(jnp.eye(d2.shape[0], dtype=bool), 0.0, d2)
+
+
+def scaled_sq_dists(x: Array, y: Array | None, scale) -> Array:
+  """scale * |x_i - y_j|^2, shape (m, n): what the kernels below exponentiate.
+
+  For two sets it is one matrix product of augmented points (centred on the
+  mean of x), with no clip:
+
+    scale |x - y|^2 = [-2 scale x, scale |x|^2, 1] . [y, 1, scale |y|^2]
+
+  so a Gram matrix exp(-scaled_sq_dists) that is only summed compiles to a
+  product, an exponential and the sums in one XLA fusion, and the (m, n)
+  matrix never round-trips memory. When `y` is None or `x` it is
+  scale * pairwise_sq_dists(x), with the exact zero diagonal (a select that
+  XLA does not fuse; the estimators' `kernel_sums` avoids it).
+  """
+  if y is None or y is x:
+    return scale * pairwise_sq_dists(x)
+  x, y = _centred(x, y)
+  if min(x.shape[0], y.shape[0]) == 1:  # vmapped 1-row products run one by one on XLA:CPU
+    return scale * jnp.sum(jnp.square(x[:, None, :] - y[None, :, :]), axis=-1)
+  sq_x, sq_y = (jnp.sum(a * a, axis=-1, keepdims=True) for a in (x, y))
+  a = jnp.concatenate([-2.0 * scale * x, scale * sq_x, jnp.ones_like(sq_x)], axis=-1)
+  b = jnp.concatenate([y, jnp.ones_like(sq_y), scale * sq_y], axis=-1)
+  return jnp.matmul(a, b.T, precision=_DIST_PRECISION)
 
 
 def pairwise_l1_dists(x: Array, y: Array | None = None) -> Array:
@@ -84,7 +116,7 @@ def pairwise_l1_dists(x: Array, y: Array | None = None) -> Array:
 
 def gaussian(x: Array, y: Array, bandwidth) -> Array:
   """k(x, y) = exp(-|x - y|_2^2 / bandwidth)."""
-  return jnp.exp(-pairwise_sq_dists(x, y) / bandwidth)
+  return jnp.exp(-scaled_sq_dists(x, y, 1.0 / bandwidth))
 
 
 def laplace(x: Array, y: Array, bandwidth) -> Array:
@@ -98,7 +130,7 @@ def laplace(x: Array, y: Array, bandwidth) -> Array:
 
 def imq(x: Array, y: Array, c, beta=-0.5) -> Array:
   """Inverse multiquadric k(x, y) = (c^2 + |x - y|_2^2)^beta, beta < 0."""
-  return (c**2 + pairwise_sq_dists(x, y)) ** beta
+  return (c**2 + scaled_sq_dists(x, y, 1.0)) ** beta
 
 
 def multi_gaussian(x: Array, y: Array, bandwidths) -> Array:
@@ -120,9 +152,8 @@ def deep(x, y, eps, sigma_phi, sigma_q) -> Array:
   """
   s_x, z_x = x
   s_y, z_y = (None, None) if y is x else y  # None: exact zero self-distances
-  d2_s = pairwise_sq_dists(s_x, s_y)
-  d2_z = pairwise_sq_dists(z_x, z_y)
-  return ((1.0 - eps) * jnp.exp(-d2_s / sigma_phi) + eps) * jnp.exp(-d2_z / sigma_q)
+  k_s = jnp.exp(-scaled_sq_dists(s_x, s_y, 1.0 / sigma_phi))
+  return ((1.0 - eps) * k_s + eps) * jnp.exp(-scaled_sq_dists(z_x, z_y, 1.0 / sigma_q))
 
 
 def gram_matrices(kernel_fn: KernelFn, x, y) -> tuple[Array, Array, Array]:
@@ -176,7 +207,10 @@ def mean_heuristic(x, y=None, *, key=None, max_points=1024, metric="sq_euclidean
 
 
 # --------------------------------------------------------------------------
-# Estimators on Gram matrices.
+# Estimators. Each needs only the row sums, column sums and trace of the
+# Gram matrices (`GramSums`): taken from given Gram matrices (masks allowed)
+# or, by the `set_` functions, straight from the points (`kernel_sums`), where
+# XLA fuses every Gram matrix into its sums.
 # --------------------------------------------------------------------------
 
 
@@ -199,6 +233,57 @@ def _masked_gram(k, mask_rows=None, mask_cols=None):
   return jnp.where(rows[:, None] & cols[None, :], k, 0.0)
 
 
+class GramSums(NamedTuple):
+  """What the estimators need of a Gram matrix K (m, n)."""
+  rows: Array  # (m,) sum_j K_ij
+  cols: Array  # (n,) sum_i K_ij
+  trace: Array  # sum_i K_ii over i < min(m, n)
+
+
+def gram_sums(k, mask_rows=None, mask_cols=None) -> GramSums:
+  """`GramSums` of a Gram matrix, padded rows and columns (masks) left out."""
+  k = _masked_gram(k, mask_rows, mask_cols)
+  return GramSums(jnp.sum(k, axis=1), jnp.sum(k, axis=0), jnp.trace(k))
+
+
+def _paired_values(kernel_fn: KernelFn, x, y):
+  """k(x_i, y_i) for i < min(m, n), one 1 x 1 Gram matrix each: the diagonal without the matrix.
+
+  Exact zero-distance values when y is x: a 1 x 1 `scaled_sq_dists` is the
+  sum of squared differences, x_i - x_i = 0.
+  """
+  num = min(_num_points(x), _num_points(y))
+  one_by_one = lambda points: jax.tree.map(lambda a: a[:num, None], points)
+  return jax.vmap(lambda a, b: kernel_fn(a, b)[0, 0])(one_by_one(x), one_by_one(y))
+
+
+def kernel_sums(kernel_fn: KernelFn, x, y) -> GramSums:
+  """`GramSums` of kernel_fn(x, y) from the points; y may be x.
+
+  The Gram matrix is only summed, so XLA fuses its product, exponential and
+  sums (see `scaled_sq_dists`), and its trace comes from the points
+  (`_paired_values`, exact zero-distance values when y is x). For y is x the
+  matrix is evaluated against a copy of x: `kernel(x, x)` would make its
+  diagonal exact with a select that XLA does not fuse.
+  """
+  k = _as_float(kernel_fn(x, jax.tree.map(jnp.copy, y) if y is x else y))
+  trace = jnp.sum(_as_float(_paired_values(kernel_fn, x, y)))
+  return GramSums(jnp.sum(k, axis=1), jnp.sum(k, axis=0), trace)
+
+
+def _check_estimator(estimator):
+  if estimator not in ("biased", "unbiased"):
+    raise ValueError(f"estimator={estimator!r}; expected 'biased' or 'unbiased'")
+
+
+def _mmd2_of_sums(xx: GramSums, yy: GramSums, xy: GramSums, m, n, estimator):
+  sum_xx, sum_yy, cross = jnp.sum(xx.rows), jnp.sum(yy.rows), jnp.sum(xy.rows) / (m * n)
+  if estimator == "biased":
+    return sum_xx / m**2 + sum_yy / n**2 - 2.0 * cross
+  return ((sum_xx - xx.trace) / (m * (m - 1)) + (sum_yy - yy.trace) / (n * (n - 1))
+          - 2.0 * cross)
+
+
 def mmd2(kxx, kyy, kxy, estimator="unbiased", mask_x=None, mask_y=None):
   """Two-sample MMD^2 between X (m points) and Y (n points), m != n allowed.
 
@@ -208,32 +293,36 @@ def mmd2(kxx, kyy, kxy, estimator="unbiased", mask_x=None, mask_y=None):
 
   m, n count the valid points when masks are given.
   """
-  if estimator not in ("biased", "unbiased"):
-    raise ValueError(f"estimator={estimator!r}; expected 'biased' or 'unbiased'")
-  kxx, kyy = _masked_gram(kxx, mask_x, mask_x), _masked_gram(kyy, mask_y, mask_y)
-  kxy = _masked_gram(kxy, mask_x, mask_y)
-  m, n = _count(mask_x, kxx.shape[0], kxx.dtype), _count(mask_y, kyy.shape[0], kxx.dtype)
-  sum_xx, sum_yy, cross = jnp.sum(kxx), jnp.sum(kyy), jnp.sum(kxy) / (m * n)
-  if estimator == "biased":
-    return sum_xx / m**2 + sum_yy / n**2 - 2.0 * cross
-  sum_xx, sum_yy = sum_xx - jnp.trace(kxx), sum_yy - jnp.trace(kyy)
-  return sum_xx / (m * (m - 1)) + sum_yy / (n * (n - 1)) - 2.0 * cross
+  _check_estimator(estimator)
+  xx, yy = gram_sums(kxx, mask_x, mask_x), gram_sums(kyy, mask_y, mask_y)
+  xy = gram_sums(kxy, mask_x, mask_y)
+  dtype = xx.rows.dtype
+  m, n = _count(mask_x, xx.rows.shape[0], dtype), _count(mask_y, yy.rows.shape[0], dtype)
+  return _mmd2_of_sums(xx, yy, xy, m, n, estimator)
 
 
-def _one_sample_u_and_variance(h, mask):
-  """U statistic sum_{i!=j} H_ij / (n(n-1)) and its H1 variance (MMD-D's estimate).
+def _one_sample_u_and_variance(row_sums, trace, n):
+  """U statistic sum_{i!=j} H_ij / (n(n-1)) and its H1 variance (MMD-D's estimate),
+  from the row sums and trace of H:
 
     var = 4/n^3 sum_i (sum_j H_ij)^2 - 4/n^4 (sum_ij H_ij)^2
 
   The variance sums include the diagonal, as in MMD-D's reference code.
   """
-  h = _masked_gram(h, mask, mask)
-  n = _count(mask, h.shape[0], h.dtype)
-  row_sums = jnp.sum(h, axis=1)
   total = jnp.sum(row_sums)
-  stat = (total - jnp.trace(h)) / (n * (n - 1))
+  stat = (total - trace) / (n * (n - 1))
   var = 4.0 * jnp.sum(row_sums**2) / n**3 - 4.0 * total**2 / n**4
   return stat, var
+
+
+def _paired_of_sums(xx: GramSums, yy: GramSums, xy: GramSums, n):
+  # H = Kxx + Kyy - Kxy - Kxy^T, so H's row sums are these and H is never formed.
+  return _one_sample_u_and_variance(xx.rows + yy.rows - xy.rows - xy.cols,
+                                    xx.trace + yy.trace - 2.0 * xy.trace, n)
+
+
+def _mpp_of_sums(xx: GramSums, xy: GramSums, n):
+  return _one_sample_u_and_variance(xx.rows - xy.rows - xy.cols, xx.trace - 2.0 * xy.trace, n)
 
 
 def paired_mmd2_and_variance(kxx, kyy, kxy, mask=None):
@@ -243,8 +332,8 @@ def paired_mmd2_and_variance(kxx, kyy, kxy, mask=None):
 
   `mask` marks valid pairs (point i of X with point i of Y).
   """
-  kxx, kyy, kxy = _as_float(kxx), _as_float(kyy), _as_float(kxy)
-  return _one_sample_u_and_variance(kxx + kyy - kxy - kxy.T, mask)
+  xx, yy, xy = (gram_sums(k, mask, mask) for k in (kxx, kyy, kxy))
+  return _paired_of_sums(xx, yy, xy, _count(mask, xx.rows.shape[0], xx.rows.dtype))
 
 
 def mpp_and_variance(kxx, kxy, mask=None):
@@ -255,8 +344,8 @@ def mpp_and_variance(kxx, kxy, mask=None):
 
   X is the single population (real), Y the mixture of generators (fake).
   """
-  kxx, kxy = _as_float(kxx), _as_float(kxy)
-  return _one_sample_u_and_variance(kxx - kxy - kxy.T, mask)
+  xx, xy = gram_sums(kxx, mask, mask), gram_sums(kxy, mask, mask)
+  return _mpp_of_sums(xx, xy, _count(mask, xx.rows.shape[0], xx.rows.dtype))
 
 
 def studentise(stat, var, reg=1e-8):
@@ -270,17 +359,37 @@ def j_statistic(kxx, kyy, kxy, reg=1e-8, mask=None):
 
 
 def set_mmd2(kernel_fn: KernelFn, x, y, estimator="unbiased", mask_x=None, mask_y=None):
-  """`mmd2` between two point sets for a bound kernel."""
-  return mmd2(*gram_matrices(kernel_fn, x, y), estimator, mask_x, mask_y)
+  """`mmd2` between two point sets for a bound kernel (fused `kernel_sums` when unmasked)."""
+  if mask_x is not None or mask_y is not None:
+    return mmd2(*gram_matrices(kernel_fn, x, y), estimator, mask_x, mask_y)
+  _check_estimator(estimator)
+  xx, yy, xy = kernel_sums(kernel_fn, x, x), kernel_sums(kernel_fn, y, y), kernel_sums(
+      kernel_fn, x, y)
+  m, n = (jnp.asarray(_num_points(p), xx.rows.dtype) for p in (x, y))
+  return _mmd2_of_sums(xx, yy, xy, m, n, estimator)
+
+
+def set_paired_mmd2_and_variance(kernel_fn: KernelFn, x, y):
+  """`paired_mmd2_and_variance` of two point sets of equal size (fused `kernel_sums`)."""
+  xx, yy, xy = kernel_sums(kernel_fn, x, x), kernel_sums(kernel_fn, y, y), kernel_sums(
+      kernel_fn, x, y)
+  return _paired_of_sums(xx, yy, xy, jnp.asarray(_num_points(x), xx.rows.dtype))
+
+
+def set_mpp_and_variance(kernel_fn: KernelFn, x, y):
+  """`mpp_and_variance` of two point sets of equal size (fused `kernel_sums`)."""
+  xx, xy = kernel_sums(kernel_fn, x, x), kernel_sums(kernel_fn, x, y)
+  return _mpp_of_sums(xx, xy, jnp.asarray(_num_points(x), xx.rows.dtype))
+
+
+def set_j_statistic(kernel_fn: KernelFn, x, y, reg=1e-8):
+  """`j_statistic` of two point sets of equal size (fused `kernel_sums`)."""
+  return studentise(*set_paired_mmd2_and_variance(kernel_fn, x, y), reg)
 
 
 # --------------------------------------------------------------------------
 # Permutation test.
 # --------------------------------------------------------------------------
-
-
-def _num_points(points):
-  return jax.tree.leaves(points)[0].shape[0]
 
 
 def _mmd2_for_assignments(k, in_x, estimator):

@@ -43,14 +43,14 @@ def _pooled_pair(real, fake, key, cfg):
 
 def mmd_d(kernel_fn, real, fake, key, cfg):
   x, y = _pooled_pair(real, fake, key, cfg)
-  stat, var = mmd.paired_mmd2_and_variance(*mmd.gram_matrices(kernel_fn, x, y))
+  stat, var = mmd.set_paired_mmd2_and_variance(kernel_fn, x, y)
   j = mmd.studentise(stat, var, cfg.reg)
   return -j, {"mmd2": stat, "variance": var, "j": j}
 
 
 def mmd_mp(kernel_fn, real, fake, key, cfg):
   x, y = _pooled_pair(real, fake, key, cfg)
-  stat, var = mmd.mpp_and_variance(kernel_fn(x, x), kernel_fn(x, y))
+  stat, var = mmd.set_mpp_and_variance(kernel_fn, x, y)
   j = mmd.studentise(stat, var, cfg.reg)
   return -j, {"mpp": stat, "variance": var, "j": j}
 

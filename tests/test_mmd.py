@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+import ml_collections
 
-from mdmf_jax import mmd
+from mdmf_jax import mmd, objectives
 
 # --------------------------------------------------------------------------
 # float64 NumPy references, straight from the formulas (loops where clearer).
@@ -108,6 +109,17 @@ def test_deep_kernel_matches_formula():
   np.testing.assert_allclose(k_xx, k_xx.T, rtol=1e-6)
   np.testing.assert_allclose(mmd.deep((sy, zy), (sx, zx), **params),
                              np.asarray(mmd.deep((sx, zx), (sy, zy), **params)).T, rtol=1e-6)
+
+
+def test_scaled_sq_dists_one_product_and_exact_self_diagonal():
+  x, y = rand(0, 9, 5, shift=3.0), rand(1, 6, 5)
+  np.testing.assert_allclose(mmd.scaled_sq_dists(x, y, 0.25), 0.25 * ref_sq_dists(x, y),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(np.diagonal(mmd.scaled_sq_dists(x, x, 0.25)), 0.0)
+  with jax.enable_x64(True):
+    out = mmd.scaled_sq_dists(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), 0.25)
+    assert out.dtype == jnp.float64
+    np.testing.assert_allclose(out, 0.25 * ref_sq_dists(x, y), rtol=1e-12)
 
 
 def test_sq_dists_exact_diagonal_and_stable_under_offset():
@@ -258,6 +270,74 @@ def test_masked_paired_and_mpp():
   np.testing.assert_allclose((stat, var), ref_paired(kxx, kyy, kxy), rtol=1e-3, atol=1e-6)
   stat, var = mmd.mpp_and_variance(pk(kxx), pk(kxy), mask=valid)
   np.testing.assert_allclose((stat, var), ref_mpp(kxx, kxy), rtol=1e-3, atol=1e-6)
+
+
+DEEP = dict(eps=0.3, sigma_phi=2.0, sigma_q=12.0)
+
+
+def deep_sets(n_x, n_y, dtype=np.float32):
+  x = (rand(0, n_x, 3, shift=0.4), rand(1, n_x, 6))
+  y = (rand(2, n_y, 3), rand(3, n_y, 6, shift=0.2))
+  cast = lambda points: tuple(jnp.asarray(a, dtype) for a in points)
+  return cast(x), cast(y)
+
+
+def ref_deep_grams(x, y):
+  """float64 (Kxx, Kyy, Kxy) of the deep kernel from the formula."""
+  k = lambda a, b: ref_deep(a[0], b[0], a[1], b[1], **DEEP)
+  return k(x, x), k(y, y), k(x, y)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_kernel_sums_match_reference(x64):
+  kernel = functools.partial(mmd.deep, **DEEP)
+  with jax.enable_x64(x64):
+    x, y = deep_sets(8, 5, np.float64 if x64 else np.float32)
+    rtol = 1e-12 if x64 else 2e-5
+    k_xx, _, k_xy = ref_deep_grams(x, y)
+    for (a, b), k in (((x, x), k_xx), ((x, y), k_xy)):
+      sums = mmd.kernel_sums(kernel, a, b)
+      assert sums.rows.dtype == (jnp.float64 if x64 else jnp.float32)
+      np.testing.assert_allclose(sums.rows, k.sum(1), rtol=rtol)
+      np.testing.assert_allclose(sums.cols, k.sum(0), rtol=rtol)
+      np.testing.assert_allclose(sums.trace, np.trace(k), rtol=rtol)
+    # Self: the trace is the exact zero-distance value, k(x, x) = 1 for the deep kernel.
+    assert float(mmd.kernel_sums(kernel, x, x).trace) == 8.0
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_set_estimators_match_reference(x64):
+  """The fused set_ estimators against float64 NumPy Gram matrices of the deep kernel."""
+  kernel = functools.partial(mmd.deep, **DEEP)
+  with jax.enable_x64(x64):
+    rtol, atol = (1e-10, 1e-13) if x64 else (1e-3, 1e-6)
+    x, y = deep_sets(11, 7, np.float64 if x64 else np.float32)
+    for estimator in ("biased", "unbiased"):
+      np.testing.assert_allclose(mmd.set_mmd2(kernel, x, y, estimator),
+                                 ref_mmd2(*ref_deep_grams(x, y), estimator), rtol=rtol, atol=atol)
+    x, y = deep_sets(9, 9, np.float64 if x64 else np.float32)
+    k_xx, k_yy, k_xy = ref_deep_grams(x, y)
+    ref_stat, ref_var = ref_paired(k_xx, k_yy, k_xy)
+    np.testing.assert_allclose(mmd.set_paired_mmd2_and_variance(kernel, x, y),
+                               (ref_stat, ref_var), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(mmd.set_j_statistic(kernel, x, y, reg=1e-3),
+                               ref_stat / np.sqrt(ref_var + 1e-3), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(mmd.set_mpp_and_variance(kernel, x, y), ref_mpp(k_xx, k_xy),
+                               rtol=rtol, atol=atol)
+
+
+def test_mmd_d_and_mmd_mp_objectives_match_reference():
+  """The training objectives (fused set_ estimators) against float64 NumPy on the pooled patches."""
+  kernel = functools.partial(mmd.deep, **DEEP)
+  x, y = deep_sets(12, 12)
+  real, fake = (tuple(a.reshape(3, 4, -1) for a in points) for points in (x, y))
+  cfg = ml_collections.ConfigDict({"patches_per_side": None, "reg": 1e-3})
+  k_xx, k_yy, k_xy = ref_deep_grams(x, y)
+  expected = {"mmd_d": ref_paired(k_xx, k_yy, k_xy), "mmd_mp": ref_mpp(k_xx, k_xy)}
+  for name, (stat, var) in expected.items():
+    loss, metrics = objectives.OBJECTIVES[name](kernel, real, fake, jax.random.key(0), cfg)
+    np.testing.assert_allclose(metrics["variance"], var, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(loss, -stat / np.sqrt(var + 1e-3), rtol=1e-3, atol=1e-6)
 
 
 def ref_bank_mmd2(ref_kernel, sets, bank):
@@ -418,6 +498,13 @@ def deep_j(params, x, z_x, y, z_y):
   return mmd.j_statistic(*mmd.gram_matrices(kernel, (s_x, z_x), (s_y, z_y)))
 
 
+def set_deep_j(params, x, z_x, y, z_y):
+  """deep_j through the fused set_j_statistic, as objectives.mmd_d trains it."""
+  kernel = functools.partial(mmd.deep, eps=jax.nn.sigmoid(params[0]),
+                             sigma_phi=params[1] ** 2, sigma_q=params[2] ** 2)
+  return mmd.set_j_statistic(kernel, (jnp.tanh(x), z_x), (jnp.tanh(y), z_y))
+
+
 def test_grad_finite_at_identical_sets():
   x = jnp.asarray(rand(0, 8, 3))
   for name, kernel in BOUND_KERNELS.items():
@@ -428,8 +515,9 @@ def test_grad_finite_at_identical_sets():
   assert np.all(np.isfinite(g))
   params = jnp.array([0.0, 1.5, 3.0])
   z = jnp.asarray(rand(1, 8, 5))
-  grads = jax.grad(deep_j, argnums=(0, 1))(params, x, z, x, z)
-  assert all(np.all(np.isfinite(gi)) for gi in grads)
+  for j in (deep_j, set_deep_j):
+    grads = jax.grad(j, argnums=(0, 1, 3))(params, x, z, x, z)
+    assert all(np.all(np.isfinite(gi)) for gi in grads)
 
 
 def test_grad_matches_finite_differences():
@@ -450,6 +538,11 @@ def test_grad_matches_finite_differences():
     z_x, z_y = (jnp.asarray(rand(s, 7, 5), jnp.float64) for s in (2, 3))
     check_grads(lambda p, a: deep_j(p, a, z_x, y, z_y), (params, x), order=1, modes=["rev"],
                 atol=1e-6, rtol=1e-6)
+    check_grads(lambda p, a, b: set_deep_j(p, a, z_x, b, z_y), (params, x, y), order=1,
+                modes=["rev"], atol=1e-6, rtol=1e-6)
+    check_grads(lambda bandwidth, a: mmd.set_mmd2(
+        functools.partial(mmd.gaussian, bandwidth=bandwidth), a, y), (2.5, x), order=1,
+                modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------
