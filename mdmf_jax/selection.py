@@ -58,7 +58,7 @@ def cache_folder(config, split: str, tag: str, max_images: int | None = None) ->
 
 def load_cache(folder: str) -> dict | None:
   """{name: memory-mapped array} of a complete cache folder, or None."""
-  if not os.path.exists(os.path.join(folder, "done.json")):
+  if not features.cache_complete(folder):
     return None
   return {f[:-4]: np.load(os.path.join(folder, f), mmap_mode="r")
           for f in sorted(os.listdir(folder)) if f.endswith(".npy")}
@@ -71,8 +71,7 @@ def save_cache(folder: str, arrays: dict) -> None:
   os.makedirs(folder, exist_ok=True)
   for name, array in arrays.items():
     np.save(os.path.join(folder, f"{name}.npy"), array)
-  with open(os.path.join(folder, "done.json"), "w") as f:
-    json.dump({"images": len(arrays["label"])}, f)
+  features.mark_cache_complete(folder, {"images": len(arrays["label"])})
 
 
 def compute(config, split: str, featurize, backbone_params, *,

@@ -340,9 +340,20 @@ def test_evaluation_calibrates_each_mode_on_distinct_reals_and_tabulates_both():
       m = metrics.binary_metrics(scored[mode][keep], scored["label"][keep],
                                  calibrations[mode].threshold)
       assert (row[f"auroc_{mode}"], row[f"tpr_{mode}"]) == (m["auroc"], m["fake_acc"])
-  summary = evaluate_whole.summary_rows("test", scored, calibrations, rows, crop_patches=4)
+  # The same reals as calibration reals: exchangeable by construction, KS p = 1; shifted
+  # ones are told apart.
+  first_folder_reals = (scored["label"] == 0) & (scored["generator"] == 0)
+  shifted = {"crop": scored["crop"][first_folder_reals],
+             "whole": scored["whole"][first_folder_reals] + 10.0}
+  summary = evaluate_whole.summary_rows("test", scored, calibrations, rows, crop_patches=4,
+                                        calibration_reals=shifted)
   assert [(r["mode"], r["num_real"], r["num_fake"], r["patches_per_image"])
           for r in summary] == [("crop", 10, 20, 4.0), ("whole", 10, 20, 20.0)]
+  assert summary[0]["ks_p_vs_calibration"] == pytest.approx(1.0)
+  assert summary[1]["ks_p_vs_calibration"] < 1e-4
+  band = metrics.fpr_band(5, config.eval.alpha)  # 5 calibration reals: k > n, (0, 0)
+  assert [(r["fpr_band_low"], r["fpr_band_high"]) for r in summary] == [
+      (100 * band[0], 100 * band[1])] * 2
 
 
 def test_whole_benchmark_pictures_keep_native_pixels_or_are_downscaled():
