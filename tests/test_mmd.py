@@ -521,6 +521,8 @@ def test_grad_finite_at_identical_sets():
 
 
 def test_grad_matches_finite_differences():
+  # Each function is jitted: check_grads evaluates it many times at one shape, and
+  # op-by-op that recompiles every small op.
   with jax.enable_x64(True):
     x = jnp.asarray(rand(0, 7, 3), jnp.float64)
     y = jnp.asarray(rand(1, 7, 3, shift=0.4), jnp.float64)
@@ -528,20 +530,21 @@ def test_grad_matches_finite_differences():
       if name == "laplace":  # |t| is not differentiable at 0; checked below off the kinks
         continue
       for est in ("biased", "unbiased"):
-        check_grads(lambda a, b: mmd.set_mmd2(kernel, a, b, est), (x, y), order=1,
+        check_grads(jax.jit(lambda a, b: mmd.set_mmd2(kernel, a, b, est)), (x, y), order=1,
                     modes=["rev"], atol=1e-6, rtol=1e-6)
-    check_grads(lambda a: mmd.set_mmd2(BOUND_KERNELS["laplace"], a, y), (x,), order=1,
+    check_grads(jax.jit(lambda a: mmd.set_mmd2(BOUND_KERNELS["laplace"], a, y)), (x,), order=1,
                 modes=["rev"], eps=1e-7, atol=1e-5, rtol=1e-5)
-    check_grads(lambda a, b: mmd.mpp_and_variance(*mmd.gram_matrices(BOUND_KERNELS["gaussian"], a, b)[::2])[0],
-                (x, y), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+    check_grads(jax.jit(lambda a, b: mmd.mpp_and_variance(
+        *mmd.gram_matrices(BOUND_KERNELS["gaussian"], a, b)[::2])[0]), (x, y), order=1,
+                modes=["rev"], atol=1e-6, rtol=1e-6)
     params = jnp.array([0.3, 1.5, 3.0], jnp.float64)
     z_x, z_y = (jnp.asarray(rand(s, 7, 5), jnp.float64) for s in (2, 3))
-    check_grads(lambda p, a: deep_j(p, a, z_x, y, z_y), (params, x), order=1, modes=["rev"],
-                atol=1e-6, rtol=1e-6)
-    check_grads(lambda p, a, b: set_deep_j(p, a, z_x, b, z_y), (params, x, y), order=1,
+    check_grads(jax.jit(lambda p, a: deep_j(p, a, z_x, y, z_y)), (params, x), order=1,
                 modes=["rev"], atol=1e-6, rtol=1e-6)
-    check_grads(lambda bandwidth, a: mmd.set_mmd2(
-        functools.partial(mmd.gaussian, bandwidth=bandwidth), a, y), (2.5, x), order=1,
+    check_grads(jax.jit(lambda p, a, b: set_deep_j(p, a, z_x, b, z_y)), (params, x, y), order=1,
+                modes=["rev"], atol=1e-6, rtol=1e-6)
+    check_grads(jax.jit(lambda bandwidth, a: mmd.set_mmd2(
+        functools.partial(mmd.gaussian, bandwidth=bandwidth), a, y)), (2.5, x), order=1,
                 modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
