@@ -158,8 +158,8 @@ def build_cache(config, split: str, model, backbone_params) -> str:
       format_alignment_quality=config.data.format_alignment_quality,
       num_threads=config.data.num_threads)
   featurize = jax.jit(make_featurizer(model, config.patches))
-  sharding = jax.sharding.NamedSharding(
-      jax.sharding.Mesh(np.asarray(jax.local_devices()), ("data",)), jax.sharding.PartitionSpec("data"))
+  sharding = jax.sharding.NamedSharding(parallel.mesh(jax.local_devices()),
+                                        jax.sharding.PartitionSpec(parallel.AXIS))
   parts = {0: [], 1: []}
   start, seen = time.time(), 0
   for batch in data:

@@ -55,6 +55,11 @@ def initialize_distributed(cfg):
   jax.distributed.initialize(**kwargs)
 
 
+def mesh(devices) -> Mesh:
+  """The 1-d (AXIS,) mesh over `devices`: every data-parallel layout here shards along it."""
+  return Mesh(np.asarray(devices), (AXIS,))
+
+
 def groups_fit_devices(groups: int, devices: int) -> bool:
   """Whether G groups can be laid out on D devices (one divides the other)."""
   return groups % devices == 0 or devices % groups == 0
@@ -94,13 +99,13 @@ class DataParallel:
     self.mode, self.groups = mode, groups
     self.devices_per_group = max(count // groups, 1)
     self.groups_per_device = max(groups // count, 1)
-    self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
+    self.mesh = mesh(self.devices)
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P(AXIS))
     # pmap's per-device arrays: leading axis over the local devices, in the same
     # sharding pmap gives its outputs, so feeding a step's output back in does
     # not trigger a recompilation.
-    self.local_sharded = NamedSharding(Mesh(np.asarray(self.local_devices), (AXIS,)), P(AXIS))
+    self.local_sharded = NamedSharding(mesh(self.local_devices), P(AXIS))
 
   def step(self, step_fn):
     if self.mode == "jit":

@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mdmf_jax import mmd, pfs_kernel
+from mdmf_jax import mmd, parallel, pfs_kernel
 from mdmf_jax.parallel import AXIS
 
 METHODS = ("mdmf", "linear_probe", "global", "patch_vote")  # the order of the tables
@@ -85,7 +85,7 @@ class DeviceBank:
 
 def eval_mesh(devices=None) -> Mesh:
   """The 1-d (AXIS,) mesh of `devices` (default: this process's devices)."""
-  return Mesh(np.asarray(jax.local_devices() if devices is None else devices), (AXIS,))
+  return parallel.mesh(jax.local_devices() if devices is None else devices)
 
 
 def shard_rows(num_points: int, num_devices: int, block_size: int) -> int:
