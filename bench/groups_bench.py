@@ -40,7 +40,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import common  # noqa: E402
-from mdmf_jax import config_lib, parallel, train_step  # noqa: E402
+from mdmf_jax import config_lib, detector, parallel, train_step  # noqa: E402
 
 _COLLECTIVE = re.compile(r"= (.*?) (all-gather|all-reduce|all-to-all|collective-permute|"
                          r"reduce-scatter)(?:-start)?\(")
@@ -64,7 +64,8 @@ def bench(mode, groups, config, state, batches):
   config.objective.groups = groups
   config_lib.validate(config, device_count=jax.device_count())
   dp = parallel.DataParallel(mode, groups=groups)
-  step = dp.step(functools.partial(train_step.train_step, config=config))
+  step = dp.step(functools.partial(train_step.train_step, config=config,
+                                   detector=detector.Detector.from_config(config)))
   device_batches = [dp.put_batch(b) for b in batches]
   text = step.lower(dp.put_state(jax.device_get(state)), device_batches[0], None).compile().as_text()
   state = dp.put_state(jax.device_get(state))
@@ -90,7 +91,8 @@ def main():
               "fake": rng.normal(size=shape).astype(np.float32) + 0.1}
              for _ in range(ARGS.steps + 1)]
   sample = np.concatenate([batches[0]["real"][:2], batches[0]["fake"][:2]])
-  state = train_step.init_state(config, sample, jax.random.key(0))
+  state = train_step.init_state(config, detector.Detector.from_config(config), sample,
+                                jax.random.key(0))
   side_bytes = per_side * ARGS.patches * ARGS.dim * 4
   print(f"{devices} x {jax.devices()[0].device_kind}; {ARGS.batch} images/step "
         f"({per_side} real + {per_side} fake), {ARGS.patches} patches x {ARGS.dim} floats; "

@@ -37,12 +37,12 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import common  # noqa: E402
-from mdmf_jax import config_lib, features, parallel, train_step  # noqa: E402
+from mdmf_jax import config_lib, detector, features, parallel, train_step  # noqa: E402
 
 
-def bench_mode(mode, config, state, backbone_params, featurize, batches):
+def bench_mode(mode, config, state, backbone_params, images_in, batches):
   dp = parallel.DataParallel(mode, groups=config.objective.groups)
-  step = dp.step(functools.partial(train_step.train_step, config=config, featurize=featurize))
+  step = dp.step(functools.partial(train_step.train_step, config=config, detector=images_in))
   state, frozen = dp.put_state(jax.device_get(state)), dp.put_state(backbone_params)
   device_batches = [dp.put_batch(b) for b in batches]
   state, metrics = step(state, device_batches[0], frozen)  # compile
@@ -70,20 +70,20 @@ def main():
   groups = config.objective.groups = jax.device_count()  # one MMD group per device
   config_lib.validate(config, device_count=groups)
   model, backbone_params = features.frozen_backbone(config)
-  featurize = features.make_featurizer(model, config.patches)
+  images_in = detector.Detector.from_config(config, model)
   rng = np.random.default_rng(0)
   per_side = ARGS.batch // (2 * groups)
   shape = (groups * per_side, ARGS.image_size, ARGS.image_size, 3)  # group-major images
   batches = [{"real": rng.random(shape, np.float32), "fake": rng.random(shape, np.float32)}
              for _ in range(ARGS.steps + 1)]
-  sample = np.asarray(jax.jit(featurize)(backbone_params, batches[0]["real"][:per_side]))
-  state = train_step.init_state(config, sample, jax.random.key(0))
+  sample = np.asarray(jax.jit(images_in.features)(backbone_params, batches[0]["real"][:per_side]))
+  state = train_step.init_state(config, images_in, sample, jax.random.key(0))
   print(f"{jax.device_count()} x {jax.devices()[0].device_kind}; ViT {ARGS.variant} at "
         f"{ARGS.image_size} px, {ARGS.batch} images/step ({per_side} real + {per_side} fake "
         f"per device)")
   speeds = {}
   for mode in parallel.MODES:
-    speeds[mode] = bench_mode(mode, config, state, backbone_params, featurize, batches)
+    speeds[mode] = bench_mode(mode, config, state, backbone_params, images_in, batches)
     print(f"{mode:5s} {speeds[mode]:8.2f} steps/s {speeds[mode] * ARGS.batch:9.1f} images/s")
   print(f"jit / pmap throughput ratio: {speeds['jit'] / speeds['pmap']:.2f}")
   common.write_json(ARGS.json, "train", [

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import (checkpoint, config_lib, features, linear_probe, metrics, pfs_kernel,
+from mdmf_jax import (checkpoint, config_lib, detector, features, linear_probe, metrics,
                       reports, scoring, selection)
 from mdmf_jax.data import builder, pipeline, transforms
 
@@ -71,15 +71,15 @@ def load_scorer(config, workdir) -> scoring.Scorer:
   """The frozen backbone and the trained PFS of `workdir`: its selected checkpoint when
   training selected one on validation (selection.py), else its latest."""
   model, backbone_params = features.frozen_backbone(config)
-  featurize = features.make_featurizer(model, config.patches)
+  images_in = detector.Detector.from_config(config, model)
   size = config.data.image_size
-  z = jax.eval_shape(featurize, backbone_params, jax.ShapeDtypeStruct((1, size, size, 3),
-                                                                       np.float32))
-  params, which = selection.load_trained(workdir, pfs_kernel.template(config, z.shape[-1]))
+  z = jax.eval_shape(images_in.features, backbone_params,
+                     jax.ShapeDtypeStruct((1, size, size, 3), np.float32))
+  trained, which = selection.load_trained(workdir, images_in.template(z.shape[-1]))
   logging.info("scoring with the PFS of %s", which)
   global_featurize = linear_probe.make_global_featurizer(model, config.eval.probe_feature,
                                                          config.eval.probe_block)
-  return scoring.Scorer(config, featurize, backbone_params, params,
+  return scoring.Scorer(images_in, backbone_params, trained,
                         block_size=config.eval.bank_block, global_featurize=global_featurize)
 
 
@@ -321,14 +321,15 @@ def _heatmaps(config, scorer, banks, calibration, scored, out_dir):
     rows = np.flatnonzero(scored["label"] == label)
     top = rows[np.argsort(-scored["mdmf"][rows])[:per_label]]
     chosen.update(int(i) for i in scored["index"][top])
-  detector = scoring.Detector(scorer, banks["mdmf"], image_size=config.data.image_size,
-                              grid=features.grid_shape(config), calibration=calibration)
+  crop_detector = scoring.CropDetector(scorer, banks["mdmf"],
+                                       image_size=config.data.image_size,
+                                       grid=features.grid_shape(config), calibration=calibration)
   folder = os.path.join(out_dir, "heatmaps")
   for batch in _eval_batches(config, config.eval.test_split, field="eval.test_split"):
     hits = [i for i, index in enumerate(batch["index"]) if batch["mask"][i] and index in chosen]
     if not hits:
       continue
-    heat, scores = detector.heatmaps(batch["image"]), detector.score(batch["image"])
+    heat, scores = crop_detector.heatmaps(batch["image"]), crop_detector.score(batch["image"])
     for i in hits:
       name = os.path.splitext(batch["path"][i].replace("/", "__"))[0]
       label = "fake" if batch["label"][i] else "real"
@@ -425,7 +426,7 @@ def evaluate(config, workdir) -> dict[str, dict[str, list[dict]]]:
   return tables
 
 
-def load_detector(workdir, config=None, method="mdmf") -> scoring.Detector:
+def load_detector(workdir, config=None, method="mdmf") -> scoring.CropDetector:
   """The trained, calibrated detector of `workdir` (after `evaluate`), for detect.py."""
   if config is None:
     config = config_lib.from_json(
@@ -438,6 +439,7 @@ def load_detector(workdir, config=None, method="mdmf") -> scoring.Detector:
   if not epath.Path(bank_path).exists():
     raise FileNotFoundError(f"{bank_path} is missing: run --mode=eval on {workdir} first")
   calibration = load_calibrations(workdir).get(method)
-  return scoring.Detector(load_scorer(config, workdir), load(bank_path),
-                          image_size=config.data.image_size, grid=features.grid_shape(config),
-                          calibration=calibration, method=method)
+  return scoring.CropDetector(load_scorer(config, workdir), load(bank_path),
+                              image_size=config.data.image_size,
+                              grid=features.grid_shape(config), calibration=calibration,
+                              method=method)

@@ -12,12 +12,10 @@ augmentations are not applied; this is the documented trade for speed.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import time
-from typing import Any
 
 from absl import logging
 import jax
@@ -56,36 +54,6 @@ def frozen_backbone(config):
   images = jnp.zeros((1, size, size, 3), jnp.float32)
   # Jitted: one compile, not one per initialiser op (seconds in every test process).
   return model, jax.jit(model.init)(jax.random.key(config.seed), images)["params"]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Bound:
-  """A backbone module with given params as the `backbone` callable that `patch_set` takes."""
-
-  model: Any
-  params: Any
-
-  @property
-  def patch_size(self) -> int:
-    return self.model.patch_size
-
-  def normalize(self, images):
-    return self.model.normalize(images)
-
-  def __call__(self, images, blocks=()):
-    return self.model.apply({"params": self.params}, images, blocks=tuple(blocks))
-
-
-def make_featurizer(model, patch_cfg):
-  """featurize(backbone_params, images (N, H, W, 3) in [0, 1]) -> (N, K, D) float32."""
-
-  def featurize(params, images):
-    z, _ = patches.patch_set(images, _Bound(model, params), patch_cfg.mode, pool=patch_cfg.pool,
-                             crop_size=patch_cfg.crop_size,
-                             crop_resolution=patch_cfg.crop_resolution, block=patch_cfg.block)
-    return z.astype(jnp.float32)
-
-  return featurize
 
 
 def grid_shape(config) -> tuple[int, int]:
@@ -139,8 +107,8 @@ def mark_cache_complete(folder: str, info: dict) -> None:
     json.dump(info, f)
 
 
-def build_cache(config, split: str, model, backbone_params) -> str:
-  """Computes (or finds) the cached features of `split`; returns the folder.
+def build_cache(config, split: str, detector, backbone_params) -> str:
+  """Computes (or finds) the cached `detector.features` of `split`; returns the folder.
 
   Every process featurizes its own shard of the split and writes
   `{real,fake}-{process}-of-{count}.npy`; the folder is complete when
@@ -157,7 +125,7 @@ def build_cache(config, split: str, model, backbone_params) -> str:
       small_images=config.data.small_images,
       format_alignment_quality=config.data.format_alignment_quality,
       num_threads=config.data.num_threads)
-  featurize = jax.jit(make_featurizer(model, config.patches))
+  featurize = jax.jit(detector.features)
   sharding = jax.sharding.NamedSharding(parallel.mesh(jax.local_devices()),
                                         jax.sharding.PartitionSpec(parallel.AXIS))
   parts = {0: [], 1: []}

@@ -510,8 +510,7 @@ def set_mmd2_from_means(self_means, bank_means, bank_mean, mask=None):
   from self_means = `self_mean_kernels`, bank_means[n, k] = mean_r k(x_nk, r) and
   bank_mean = mean_rr' k(r, r') (a scalar, or (N,) when every set has its own
   bank). Means over k run over the valid patches of `mask` (N, K); padded
-  patches get a NaN witness. The one formula of the set score: `bank_mmd2` and
-  objectives.image_score both end here.
+  patches get a NaN witness. The formula of the set score; `set_vs_bank` feeds it.
   """
   scores = _valid_mean(self_means, mask) + bank_mean - 2.0 * _valid_mean(bank_means, mask)
   witness = self_means - bank_means
@@ -526,20 +525,33 @@ class BankMMD(NamedTuple):
   bank_density: Array  # (N, K) mean_r k(x_nk, r), each patch's density under the bank
 
 
-def bank_mmd2(kernel_fn: KernelFn, points, bank, bank_mean, *, mask=None,
-              block_size=4096) -> BankMMD:
-  """Biased MMD^2 of each of N patch sets against a bank, and the witness of every patch.
+def set_vs_bank(kernel_fn: KernelFn, points, bank_density: Callable, bank_mean, *,
+                mask=None) -> BankMMD:
+  """Biased MMD^2 of each of N patch sets against a bank, and the witness of every patch:
+  the one place that composes the set score (bank_mmd2, scoring.score_points and
+  objectives.image_score all call it; they differ only in where the bank lives).
 
   points: leaves (N, K, ...), N sets of K patches, `mask` (N, K) marking the
-  valid ones (None: all); bank: leaves (R, ...); bank_mean: mean_rr' k(r, r'),
-  computed once per bank. The bank streams in blocks of `block_size`
-  (`streamed_mean_kernel`), so memory is O(block_size * N * K) for any R. A set
+  valid ones (None: all); bank_density(pooled points, leaves (N * K, ...)) ->
+  (N * K,) mean_r k(x, r), each patch's mean kernel value against its set's bank;
+  bank_mean: mean_rr' k(r, r'), a scalar (or (N,), one bank per set). A set
   padded with masked patches scores exactly as the unpadded set.
   """
   points = _zero_padding(points, mask)
   num, patches = jax.tree.leaves(points)[0].shape[:2]
-  density = streamed_mean_kernel(kernel_fn, pool_patches(points), bank, block_size)
-  density = density.reshape(num, patches)
+  density = bank_density(pool_patches(points)).reshape(num, patches)
   scores, witness = set_mmd2_from_means(self_mean_kernels(kernel_fn, points, mask), density,
                                         bank_mean, mask)
   return BankMMD(scores, witness, density)
+
+
+def bank_mmd2(kernel_fn: KernelFn, points, bank, bank_mean, *, mask=None,
+              block_size=4096) -> BankMMD:
+  """`set_vs_bank` against a bank of points (leaves (R, ...)) held by one device.
+
+  bank_mean: mean_rr' k(r, r'), computed once per bank. The bank streams in
+  blocks of `block_size` (`streamed_mean_kernel`), so memory is
+  O(block_size * N * K) for any R.
+  """
+  density = lambda queries: streamed_mean_kernel(kernel_fn, queries, bank, block_size)
+  return set_vs_bank(kernel_fn, points, density, bank_mean, mask=mask)

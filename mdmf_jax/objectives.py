@@ -65,21 +65,23 @@ def image_scores(kernel_fn, images, reference, exclude):
 
   images: leaves (N, K, ...); reference: leaves (R, K, ...); exclude: (N, R)
   bool, reference images left out of image n's bank (a real image's own).
-  The kernel means come from image-level block sums of three Gram matrices, so
-  the N leave-out banks cost nothing extra; the score is mmd.set_mmd2_from_means.
+  The kernel means come from image-level block sums of two Gram matrices, so
+  the N leave-out banks cost nothing extra; the score is mmd.set_vs_bank's.
   """
   n, r = exclude.shape
   patches = jax.tree.leaves(images)[0].shape[1]
-  flat_images, flat_ref = mmd.pool_patches(images), mmd.pool_patches(reference)
-  # (N, K, R): sum_k' k(x_nk, r_ak') per reference image a.
-  cross = kernel_fn(flat_images, flat_ref).reshape(n, patches, r, -1).sum(axis=3)
+  flat_ref = mmd.pool_patches(reference)
   ref_ref = _block_sums(kernel_fn(flat_ref, flat_ref), r, r)  # (R, R)
-  keep = (~exclude).astype(cross.dtype)
-  bank_size = jnp.sum(keep, axis=1) * patches
-  bank_means = jnp.einsum("nkr,nr->nk", cross, keep) / bank_size[:, None]
+  keep = (~exclude).astype(ref_ref.dtype)
+  bank_size = jnp.sum(keep, axis=1) * patches  # (N,) patches in image n's bank
+
+  def bank_density(flat_images):  # (N * K,) mean over image n's bank, for its K patches
+    # (N, K, R): sum_k' k(x_nk, r_ak') per reference image a.
+    cross = kernel_fn(flat_images, flat_ref).reshape(n, patches, r, -1).sum(axis=3)
+    return (jnp.einsum("nkr,nr->nk", cross, keep) / bank_size[:, None]).reshape(-1)
+
   bank_mean = jnp.einsum("na,ab,nb->n", keep, ref_ref, keep) / bank_size**2
-  self_means = mmd.self_mean_kernels(kernel_fn, images)
-  return mmd.set_mmd2_from_means(self_means, bank_means, bank_mean)[0]
+  return mmd.set_vs_bank(kernel_fn, images, bank_density, bank_mean).mmd2
 
 
 def image_score(kernel_fn, real, fake, key, cfg):

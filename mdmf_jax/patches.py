@@ -1,6 +1,7 @@
 """Images -> patch sets Z(x) = {z_1 .. z_K} (docs/method.md, section 2).
 
     patches, (h, w) = patch_set(images, backbone, mode="tokens")
+    featurize = make_featurizer(module, config.patches)   # (params, images) -> patches
 
 `images` are NHWC floats in [0, 1]; they are normalised here, once, with the
 backbone's own `normalize`. `backbone` is a callable `backbone(images,
@@ -23,8 +24,12 @@ final norm) in the token modes; None uses the last block.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 MODES = ("tokens", "pooled_tokens", "crops")
 
@@ -87,3 +92,34 @@ def patch_set(images, backbone, mode: str = "tokens", *, pool: int = 2, crop_siz
   if mode == "pooled_tokens" and pool < 1:
     raise ValueError(f"pool={pool}; expected an integer >= 1")
   return _tokens(images, backbone, pool if mode == "pooled_tokens" else 1, block)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bound:
+  """A backbone module with given params as the `backbone` callable that `patch_set` takes."""
+
+  model: Any
+  params: Any
+
+  @property
+  def patch_size(self) -> int:
+    return self.model.patch_size
+
+  def normalize(self, images):
+    return self.model.normalize(images)
+
+  def __call__(self, images, blocks=()):
+    return self.model.apply({"params": self.params}, images, blocks=tuple(blocks))
+
+
+def make_featurizer(model, patch_cfg):
+  """featurize(backbone_params, images (N, H, W, 3) in [0, 1]) -> (N, K, D) float32: the
+  patch set of `config.patches` over a backbone module (models/backbones.py) and its params."""
+
+  def featurize(params, images):
+    z, _ = patch_set(images, _Bound(model, params), patch_cfg.mode, pool=patch_cfg.pool,
+                     crop_size=patch_cfg.crop_size, crop_resolution=patch_cfg.crop_resolution,
+                     block=patch_cfg.block)
+    return z.astype(jnp.float32)
+
+  return featurize

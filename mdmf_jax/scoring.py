@@ -7,8 +7,9 @@ For a test image x with PFS patch set X = {x_1..x_K} and the bank R:
 
 The R-R term is a constant computed once when the bank is built; the rest,
 and the per-patch witness w(x_k) = mean_k' k(x_k, x_k') - mean_r k(x_k, r)
-(the heat map), is mmd.set_mmd2_from_means of the bank densities
-mean_r k(x_k, r). Nothing here imports training code.
+(the heat map), is mmd.set_vs_bank, the one composition of the set score, given
+the bank densities mean_r k(x_k, r) of the sharded bank (`bank_density`).
+Nothing here imports training code.
 
 Data parallelism (docs/evaluation.md, "Devices"). A Scorer works on a 1-d mesh
 of this process's devices (or the `devices` it is given):
@@ -46,6 +47,7 @@ Methods (same featurisation, same kernel, `config.eval.methods`):
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, Callable
 
 import flax
@@ -54,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mdmf_jax import mmd, parallel, pfs_kernel
+from mdmf_jax import mmd, parallel
 from mdmf_jax.parallel import AXIS
 
 METHODS = ("mdmf", "linear_probe", "global", "patch_vote")  # the order of the tables
@@ -205,13 +207,15 @@ def score_points(make_kernel: Callable, kernel_params, points, bank: DeviceBank,
   `mask` (N, K) marks the valid patches of padded sets (None: all); a padded set scores
   exactly as the unpadded one, and its padding gets a NaN witness.
   """
-  num, patches = jax.tree.leaves(points)[0].shape[:2]
-  density = bank_density(make_kernel, kernel_params, mmd.pool_patches(points), bank,
-                         mesh=mesh, block_size=block_size).reshape(num, patches)
-  self_means = mmd.self_mean_kernels(make_kernel(kernel_params), points, mask)
-  scores, witness = mmd.set_mmd2_from_means(self_means, density, bank.rr_mean, mask)
+  density = functools.partial(bank_density, make_kernel, kernel_params, bank=bank, mesh=mesh,
+                              block_size=block_size)
+  scores, witness, densities = mmd.set_vs_bank(make_kernel(kernel_params), points, density,
+                                               bank.rr_mean, mask=mask)
   if method == "patch_vote":
-    return jnp.mean(density < bank.vote_threshold, axis=1), witness
+    votes = densities < bank.vote_threshold
+    if mask is not None:
+      return jnp.sum(votes & mask, axis=1) / jnp.sum(mask, axis=1), witness
+    return jnp.mean(votes, axis=1), witness
   return scores, witness
 
 
@@ -223,11 +227,11 @@ def _pad_to(images, multiple: int):
 
 
 class Scorer:
-  """The frozen backbone + trained PFS + kernel of a run, scoring images by every method.
+  """A run's detector (detector.Detector) with its frozen backbone's and trained params,
+  scoring images by every method.
 
-  `featurize(backbone_params, images) -> (N, K, D)` is the backbone's patch
-  set (features.make_featurizer; the identity scores cached features);
-  `global_featurize(backbone_params, images) -> (N, D)` the linear probe's
+  A detector built without a backbone scores patch features (caches);
+  `global_featurize(backbone_params, images) -> (N, D)` is the linear probe's
   feature (linear_probe.make_global_featurizer), needed only to score
   "linear_probe". `devices`: the mesh's devices (default: this process's). All
   parameters and banks enter the jitted functions as arguments, never as
@@ -235,16 +239,16 @@ class Scorer:
   sharded (module docstring).
   """
 
-  def __init__(self, config, featurize, backbone_params, params, *, block_size=4096,
+  def __init__(self, detector, backbone_params, trained, *, block_size=4096,
                global_featurize=None, devices=None):
-    """`params`: the trained {"pfs": ..., "kernel": ...} of a train state."""
-    self.config, self.block_size = config, block_size
+    """`trained`: the detector's trained {"pfs": ..., "kernel": ...} params."""
+    self.detector, self.block_size = detector, block_size
     self.mesh = eval_mesh(devices)
     self._replicated = NamedSharding(self.mesh, P())
     self._sharded = NamedSharding(self.mesh, P(AXIS))
-    self.params = jax.device_put({"backbone": backbone_params, "trained": params},
+    self.params = jax.device_put({"backbone": backbone_params, "trained": trained},
                                  self._replicated)
-    self._featurize, self._global_featurize = featurize, global_featurize
+    self._global_featurize = global_featurize
     self._points = jax.jit(self._points_fn, static_argnames="num")
     self._scores = jax.jit(self._scores_fn, static_argnames=("methods", "num"))
     self._score_points = jax.jit(self._score_points_fn, static_argnames="method")
@@ -260,24 +264,20 @@ class Scorer:
     return other
 
   def _make_kernel(self, kernel_params):
-    return pfs_kernel.kernel_fn(self.config, {"kernel": kernel_params})
+    return self.detector.kernel.bind(kernel_params)
 
   def kernel_fn(self, trained=None):
     """The kernel bound to its trained parameters (`trained`: default, this Scorer's)."""
-    return pfs_kernel.kernel_fn(self.config, trained or self.params["trained"])
-
-  def to_points(self, trained, z):
-    """The kernel's points of patch features z: PFS signatures s, or (s, z)."""
-    return pfs_kernel.points(self.config, trained, z)
+    return self.detector.kernel_fn(trained or self.params["trained"])
 
   def _put_batch(self, images):
     """(device array of `images` padded to the device count, sharded; the real count)."""
     return jax.device_put(_pad_to(images, self.mesh.size), self._sharded), len(images)
 
   def _points_fn(self, params, images, num):
-    z = self._featurize(params["backbone"], images)[:num]
-    return {"mdmf": self.to_points(params["trained"], z),
-            "global": self.to_points(params["trained"], jnp.mean(z, axis=1, keepdims=True))}
+    z = self.detector.features(params["backbone"], images)[:num]
+    return {"mdmf": self.detector.points(params["trained"], z),
+            "global": self.detector.points(params["trained"], jnp.mean(z, axis=1, keepdims=True))}
 
   def points(self, images):
     """{"mdmf": (N, K, ...) patch points, "global": (N, 1, ...) mean-pooled points}."""
@@ -358,7 +358,7 @@ class Scorer:
                         tuple(sorted(banks)))
 
 
-class Detector:
+class CropDetector:
   """A trained model + bank + calibration, scoring S x S images (detect.py's interface).
 
   `score(images)` and `heatmaps(images)` take float32 (N, S, S, 3) in [0, 1]

@@ -1,6 +1,6 @@
 """Labelled feature caches, set scoring from cached features, and model selection on val.
 
-    selection = Selection(config, workdir, model, backbone_params)   # in train.train
+    selection = Selection(config, workdir, detector, backbone_params)   # in train.train
     selection.update(step, host_state)     # every config.select.every steps
     params, which = load_trained(workdir, template)  # evaluate / detect: selected, else latest
 
@@ -18,9 +18,9 @@ The patch features of the selection split and of the bank reals are computed
 once by the frozen backbone and cached with their labels and generators
 (`patch_features`); study.py writes and reads the same caches.
 
-Every call into the model from cached features (PFS, kernel, bank, scores, the
-train-state template) is in `SetScorer` and `trained_params`, so that a change of
-the model's API is met in one place.
+Every call into the model from cached features (the features-in
+detector.Detector's PFS, kernel, bank and scores, and the trained params'
+template) is in `SetScorer` and `trained_params`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mdmf_jax import checkpoint, config_lib, features, metrics, pfs_kernel, scoring
+from mdmf_jax import checkpoint, config_lib, detector as detector_lib, features, metrics, scoring
 from mdmf_jax.data import builder, pipeline
 
 SELECTED_DIR = "selected"
@@ -105,15 +105,14 @@ def compute(config, split: str, featurize, backbone_params, *,
   return {k: np.concatenate(v)[:max_images] for k, v in columns.items()}
 
 
-def patch_features(config, split: str, model, backbone_params, *,
+def patch_features(config, split: str, detector, backbone_params, *,
                    max_images: int | None = None) -> dict:
-  """{"patches": (N, K, D), "label", "generator"} of `split` for config.patches, cached."""
+  """{"patches": (N, K, D) `detector.features`, "label", "generator"} of `split`, cached."""
   folder = cache_folder(config, split, "patches", max_images)
   cached = load_cache(folder)
   if cached is not None:
     return cached
-  patch_set = features.make_featurizer(model, config.patches)
-  out = compute(config, split, lambda params, images: {"patches": patch_set(params, images)},
+  out = compute(config, split, lambda params, images: {"patches": detector.features(params, images)},
                 backbone_params, max_images=max_images)
   save_cache(folder, out)
   return out
@@ -160,9 +159,9 @@ class SetScorer:
 
   def __init__(self, config):
     self.config = config
-    # Features in, scores out: the identity is the featurizer. Compiled once;
+    # Features in, scores out: a detector without a backbone. Compiled once;
     # `with_trained` shares the compiled functions.
-    self._scorer = scoring.Scorer(config, lambda _, z: z, None, None,
+    self._scorer = scoring.Scorer(detector_lib.Detector.from_config(config), None, None,
                                   block_size=config.eval.bank_block)
 
   def __call__(self, trained, bank_sets, sets: dict, methods=("mdmf",)) -> dict:
@@ -192,7 +191,8 @@ def trained_params(config, workdir, sample) -> tuple:
   """(trained {"pfs", "kernel"} params, which checkpoint) of `workdir`: selected, else latest
   (load_trained). `sample`: patch sets (N, K, D) of the run's features, for the width D.
   """
-  return load_trained(workdir, pfs_kernel.template(config, np.shape(sample)[-1]))
+  template = detector_lib.Detector.from_config(config).template(np.shape(sample)[-1])
+  return load_trained(workdir, template)
 
 
 # --------------------------------------------------------------------------
@@ -213,9 +213,9 @@ def check_splits(config) -> None:
 class Selection:
   """Tracks the best val AUROC over training and keeps its state in W/selected."""
 
-  def __init__(self, config, workdir, model, backbone_params):
-    self.val = patch_features(config, config.select.split, model, backbone_params)
-    bank = patch_features(config, config.eval.bank_split, model, backbone_params,
+  def __init__(self, config, workdir, detector, backbone_params):
+    self.val = patch_features(config, config.select.split, detector, backbone_params)
+    bank = patch_features(config, config.eval.bank_split, detector, backbone_params,
                           max_images=config.eval.bank_images)
     self.bank = bank["patches"][bank["label"] == 0]
     self.config, self.workdir = config, workdir
@@ -275,7 +275,7 @@ def load_trained(workdir, template):
   """(trained params, description) of W's selected checkpoint if training selected one,
   else of its latest; the optimiser state is never read.
 
-  `template`: the trained params' shapes (pfs_kernel.template). Raises FileNotFoundError
+  `template`: the trained params' shapes (detector.Detector.template). Raises FileNotFoundError
   before training.
   """
   params, record = load_selected(workdir, template)

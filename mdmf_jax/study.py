@@ -41,7 +41,6 @@ from ml_collections import config_flags
 from mdmf_jax import (config_lib, evaluate, features, linear_probe, reports,
                       selection, train)
 from mdmf_jax.data import pipeline
-from mdmf_jax.models import vit
 
 SPLITS = ("train", "val", "test", "cross_source")
 TIMING_FILE = "train_seconds.json"  # written when a variant's training has finished
@@ -104,7 +103,7 @@ def _blocks_featurizer(model, blocks):
   intermediate = tuple(b for b in blocks if b is not None)
 
   def featurize(params, images):
-    out = model.apply({"params": params}, vit.imagenet_normalize(images), blocks=intermediate)
+    out = model.apply({"params": params}, model.normalize(images), blocks=intermediate)
     tokens = {f"block_{b}": out["blocks"][b] for b in intermediate}
     tokens["block_last"] = out["patch_tokens"]
     tokens["cls"] = out["cls"]

@@ -20,8 +20,8 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from mdmf_jax import (checkpoint, config_lib, features, metric_log, parallel, selection,
-                      train_step)
+from mdmf_jax import (checkpoint, config_lib, detector, features, metric_log, parallel,
+                      selection, train_step)
 from mdmf_jax.data import demo, pipeline
 
 
@@ -92,15 +92,15 @@ def train(config, workdir: str, *, devices=None):
   if config.select.every:
     selection.check_splits(config)
   model, backbone_params = features.frozen_backbone(config)
-  featurize = features.make_featurizer(model, config.patches)
+  images_in = detector.Detector.from_config(config, model)
   per_group = config.data.batch_size // (2 * groups)  # images per side in a group
 
   if config.data.feature_cache:
-    folder = features.build_cache(config, config.data.train_split, model, backbone_params)
+    folder = features.build_cache(config, config.data.train_split, images_in, backbone_params)
     cached = features.CachedBatches(folder, groups=groups, per_side=per_group, seed=config.seed)
     data_iterator, next_batch = None, cached.batch
     sample = cached.sample(per_group)
-    step_fn = functools.partial(train_step.train_step, config=config)
+    trained_on = detector.Detector.from_config(config)  # the same PFS and kernel, features in
     frozen = None
   else:
     data_iterator, split = _image_batches(config)
@@ -108,14 +108,15 @@ def train(config, workdir: str, *, devices=None):
     first = split(next(data_iterator))
     data_iterator.set_state(fresh)
     next_batch = lambda step: split(next(data_iterator))
-    sample = np.asarray(jax.jit(featurize)(  # the first group (this process's part of it)
+    sample = np.asarray(jax.jit(images_in.features)(  # the first group (this process's part)
         backbone_params, np.concatenate([first["real"][:per_group], first["fake"][:per_group]])))
-    step_fn = functools.partial(train_step.train_step, config=config, featurize=featurize)
+    trained_on = images_in
     frozen = backbone_params
+  step_fn = functools.partial(train_step.train_step, config=config, detector=trained_on)
 
   # Process 0's sample and one seed everywhere: identical initial states.
   sample = multihost_utils.broadcast_one_to_all(sample)
-  state = train_step.init_state(config, sample, jax.random.key(config.seed))
+  state = train_step.init_state(config, trained_on, sample, jax.random.key(config.seed))
   ckpt = checkpoint.Checkpoints(workdir, save_every=config.train.checkpoint_every,
                                 keep=config.train.keep_checkpoints)
   state, start = ckpt.restore_or(jax.device_get(state), data_iterator)
@@ -124,7 +125,7 @@ def train(config, workdir: str, *, devices=None):
   total = config.train.total_steps
   log = metric_log.MetricLog(workdir, total_steps=total, images_per_step=config.data.batch_size,
                              start_step=start)
-  selector = (selection.Selection(config, workdir, model, backbone_params)
+  selector = (selection.Selection(config, workdir, images_in, backbone_params)
               if config.select.every else None)
   update = dp.step(step_fn)
   state, frozen = dp.put_state(state), dp.put_state(frozen)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from mdmf_jax import config_lib, features, train
+from mdmf_jax import config_lib, detector, features, train
 from mdmf_jax.models import backbones, clip
 from mdmf_jax.models.weights import CheckpointError
 from tests import references
@@ -161,7 +161,7 @@ def test_featurizer_uses_clips_normalisation_and_its_own_cache(tiny_data):
   model, params = features.frozen_backbone(config)
   assert isinstance(model, clip.VisionTransformer) and model.pos_grid == (2, 2)
   images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
-  z = jax.jit(features.make_featurizer(model, config.patches))(params, images)
+  z = jax.jit(detector.Detector.from_config(config, model).features)(params, images)
   normalised = (images - np.asarray(clip.CLIP_MEAN)) / np.asarray(clip.CLIP_STD)
   expected = jax.jit(model.apply)({"params": params}, normalised.astype(np.float32))["patch_tokens"]
   assert z.shape == (2, 4, 64) and features.grid_shape(config) == (2, 2)

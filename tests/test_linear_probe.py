@@ -12,8 +12,9 @@ from sklearn import linear_model
 from sklearn import metrics as sk_metrics
 from sklearn import preprocessing
 
-from mdmf_jax import config_lib, evaluate, features, linear_probe, reports, scoring, train_step
+from mdmf_jax import config_lib, evaluate, features, linear_probe, reports, scoring
 from mdmf_jax.data import builder
+from tests import stand_ins
 
 CS = (0.01, 0.1, 1.0, 10.0)
 
@@ -53,9 +54,9 @@ def test_scorer_scores_the_probe_like_sklearn_in_float32():
   config.pfs.hidden_dim, config.pfs.out_dim = 16, 8
   featurize = lambda params, images: images.reshape(images.shape[0], -1, 5)  # 2 "patches"
   global_featurize = lambda params, images: images.reshape(images.shape[0], -1)[:, :5]
-  state = train_step.init_state(config, np.ones((2, 2, 5), np.float32), jax.random.key(0))
-  scorer = scoring.Scorer(config, featurize, None, state.params,
-                          global_featurize=global_featurize)
+  det, trained = stand_ins.detector(config, featurize,
+                                                np.ones((2, 2, 5), np.float32))
+  scorer = scoring.Scorer(det, None, trained, global_featurize=global_featurize)
   train_x, train_y = overlapping_features(3)
   probe = linear_probe.fit(train_x, train_y, *overlapping_features(4), CS)
   test_x, _ = overlapping_features(5, n=8)
@@ -65,7 +66,7 @@ def test_scorer_scores_the_probe_like_sklearn_in_float32():
                              rtol=1e-4, atol=1e-4)
   assert heat.shape == (8, 2) and np.all(np.isnan(heat))
   with pytest.raises(ValueError, match="global_featurize"):
-    scoring.Scorer(config, featurize, None, state.params).scores(images, {"linear_probe": probe})
+    scoring.Scorer(det, None, trained).scores(images, {"linear_probe": probe})
 
 
 def test_save_load_round_trip_is_exact_and_checks_the_key(tmp_path):

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from mdmf_jax import config_lib, features, parallel, train_step
+from mdmf_jax import config_lib, detector, features, parallel, train_step
 
 
 def tiny_config(data_dir, objective="mmd_d", kernel="deep", groups=1):
@@ -36,7 +36,8 @@ def random_batch(seed, groups, per_side, patches=6, dim=12):
 
 
 def run_single_device(config, state, batches):
-  step = jax.jit(functools.partial(train_step.train_step, config=config))
+  step = jax.jit(functools.partial(train_step.train_step, config=config,
+                                   detector=detector.Detector.from_config(config)))
   for batch in batches:
     state, metrics = step(state, batch)
   return jax.device_get(state), metrics
@@ -44,7 +45,8 @@ def run_single_device(config, state, batches):
 
 def run_parallel(mode, config, state, batches):
   dp = parallel.DataParallel(mode, groups=config.objective.groups)
-  step = dp.step(functools.partial(train_step.train_step, config=config))
+  step = dp.step(functools.partial(train_step.train_step, config=config,
+                                   detector=detector.Detector.from_config(config)))
   state = dp.put_state(jax.device_get(state))  # a host copy: the step donates its input
   for batch in batches:
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in batch.items()}  # group-major images
@@ -62,7 +64,8 @@ def test_jit_and_pmap_match_single_device(objective, kernel, groups, tmp_path):
   config = config_lib.validate(tiny_config(tmp_path, objective, kernel, groups), device_count=8)
   batches = [random_batch(s, groups, 16 // groups) for s in range(3)]
   sample = np.concatenate([batches[0]["real"][0], batches[0]["fake"][0]])
-  state = train_step.init_state(config, sample, jax.random.key(0))
+  state = train_step.init_state(config, detector.Detector.from_config(config), sample,
+                                jax.random.key(0))
   single, single_metrics = run_single_device(config, state, batches)
   assert int(single.step) == 3
   for mode in parallel.MODES:
@@ -83,10 +86,12 @@ def test_groups_draw_distinct_randomness(tmp_path):
   config = tiny_config(tmp_path)
   config.objective.patches_per_side = 8
   batch = random_batch(0, groups=1, per_side=2)
-  state = train_step.init_state(config, batch["real"][0], jax.random.key(0))
+  features_in = detector.Detector.from_config(config)
+  state = train_step.init_state(config, features_in, batch["real"][0], jax.random.key(0))
   losses = []
   for offset in (0, 1):
-    _, metrics = train_step.train_step(state, batch, config=config, group_offset=offset)
+    _, metrics = train_step.train_step(state, batch, config=config, detector=features_in,
+                                       group_offset=offset)
     losses.append(float(metrics["loss"]))
   assert losses[0] != losses[1]
 

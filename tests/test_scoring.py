@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mdmf_jax import config_lib, evaluate, metrics, mmd, scoring, train_step
+from mdmf_jax import config_lib, evaluate, metrics, mmd, scoring
 from mdmf_jax.data import builder, decode, pipeline
-from tests import test_linear_probe
+from tests import stand_ins, test_linear_probe
 
 
 def make_scorer(kernel="deep", block_size=7, devices=None):
@@ -19,9 +19,8 @@ def make_scorer(kernel="deep", block_size=7, devices=None):
   config.kernel.name = kernel
   features_of = lambda params, images: images.reshape(images.shape[0], -1, 6)  # "patches"
   sample = np.random.default_rng(0).normal(size=(4, 5, 6)).astype(np.float32)
-  state = train_step.init_state(config, sample, jax.random.key(0))
-  return scoring.Scorer(config, features_of, None, state.params, block_size=block_size,
-                        devices=devices)
+  det, trained = stand_ins.detector(config, features_of, sample)
+  return scoring.Scorer(det, None, trained, block_size=block_size, devices=devices)
 
 
 def random_images(seed, n=3):
@@ -56,7 +55,7 @@ def test_global_method_scores_one_pooled_point():
   scores, _ = scorer.scores(images, {"global": bank})["global"]
   # The pooled point is the PFS of the mean token; the score is its biased MMD to the bank.
   z_mean = images.reshape(3, 5, 6).mean(axis=1, keepdims=True)
-  point = scorer.to_points(scorer.params["trained"], jnp.asarray(z_mean))
+  point = scorer.detector.points(scorer.params["trained"], jnp.asarray(z_mean))
   kernel_fn = scorer.kernel_fn()
   for i in range(3):
     x = jax.tree.map(lambda a: a[i], point)
@@ -80,12 +79,19 @@ def test_patch_vote_counts_low_density_patches():
   density = np.mean(kernel_fn(x, flat), axis=1).reshape(3, 5)
   np.testing.assert_allclose(votes, np.mean(density < bank.vote_threshold, axis=1))
   assert np.all(votes >= 0.6)
+  # Padded sets vote over their valid patches only, as the unpadded sets do.
+  mask = np.arange(5)[None, :] < np.array([[5], [3], [1]])
+  padded, _ = scorer.score_points(points, bank, mask=mask, method="patch_vote")
+  for i, valid in enumerate(mask.sum(1)):
+    unpadded, _ = scorer.score_points(jax.tree.map(lambda a: a[i:i + 1, :valid], points), bank,
+                                      method="patch_vote")
+    np.testing.assert_allclose(padded[i], unpadded[0], rtol=1e-6)
 
 
 def test_detector_is_jitted_for_fixed_batches_and_reshapes_heat():
   scorer = make_scorer()
   bank = scorer.bank_from_points(scorer.points(random_images(7, n=4))["mdmf"], "mdmf")
-  detector = scoring.Detector(scorer, bank, image_size=5, grid=(5, 1))
+  detector = scoring.CropDetector(scorer, bank, image_size=5, grid=(5, 1))
   images = random_images(8, n=4)
   scores = detector.score(images)
   direct, heat = scorer.scores(images, {"mdmf": bank})["mdmf"]

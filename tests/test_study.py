@@ -8,8 +8,8 @@ from PIL import Image
 import pytest
 
 from configs import study as study_config
-from mdmf_jax import (checkpoint, config_lib, evaluate, features, linear_probe, metrics, scoring,
-                      selection, study, train, train_step)
+from mdmf_jax import (checkpoint, config_lib, detector, evaluate, features, linear_probe,
+                      metrics, scoring, selection, study, train)
 from mdmf_jax.data import builder
 
 SPLITS = ("train", "val", "test", "cross_source")
@@ -50,15 +50,16 @@ def test_score_sets_equals_the_scorer_on_images(four_splits, tmp_path):
   config = quick_config(four_splits, tmp_path)
   config.eval.bank_patches = 10  # fewer than the bank's 4 x 4 patches: a random subset
   model, backbone_params = features.frozen_backbone(config)
-  val = selection.patch_features(config, "val", model, backbone_params)
-  bank = selection.patch_features(config, "train", model, backbone_params, max_images=4)
+  images_in = detector.Detector.from_config(config, model)
+  val = selection.patch_features(config, "val", images_in, backbone_params)
+  bank = selection.patch_features(config, "train", images_in, backbone_params, max_images=4)
   assert val["patches"].shape == (32, 4, 128) and (bank["label"] == 0).all()
-  state = train_step.init_state(config, np.asarray(val["patches"][:2]), jax.random.key(1))
-  got = selection.SetScorer(config)(state.params, bank["patches"],
-                             {"val": val["patches"]}, methods=("mdmf", "global"))["val"]
+  trained = jax.jit(images_in.init)(np.asarray(val["patches"][:2]),
+                                    *jax.random.split(jax.random.key(1)))
+  got = selection.SetScorer(config)(trained, bank["patches"],
+                                    {"val": val["patches"]}, methods=("mdmf", "global"))["val"]
 
-  featurize = features.make_featurizer(model, config.patches)
-  scorer = scoring.Scorer(config, featurize, backbone_params, state.params)
+  scorer = scoring.Scorer(images_in, backbone_params, trained)
   evaluate_config = config.copy_and_resolve_references()
   evaluate_config.eval.methods = ("mdmf", "global")
   banks = evaluate.build_banks(evaluate_config, scorer, str(tmp_path / "w"))
@@ -180,7 +181,8 @@ def test_study_quick_writes_one_table_and_reuses_results(four_splits, tmp_path):
   model, params = features.frozen_backbone(config)
   block0 = study.with_block(config, 0)
   cached = selection.load_cache(selection.cache_folder(block0, "test", "patches"))
-  direct = selection.patch_features(block0, "test", model, params, max_images=8)
+  direct = selection.patch_features(block0, "test", detector.Detector.from_config(block0, model),
+                                    params, max_images=8)
   np.testing.assert_allclose(cached["patches"][:8], direct["patches"], rtol=1e-5, atol=1e-5)
 
   # The probe row is linear_probe.fit's val AUROC recomputed from the cached features.

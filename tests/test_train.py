@@ -18,8 +18,8 @@ import pytest
 import ml_collections
 
 from configs import demo as demo_config
-from mdmf_jax import (checkpoint, config_lib, evaluate, features, linear_probe, metric_log,
-                      reports, scoring, train, train_step)
+from mdmf_jax import (checkpoint, config_lib, detector, evaluate, features, linear_probe,
+                      metric_log, reports, scoring, train, train_step)
 from mdmf_jax.data import decode, pipeline, transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -201,7 +201,7 @@ def test_feature_cache_training(tiny_data, tmp_path):
   model, params = features.frozen_backbone(config)
   source = pipeline.open_split(tiny_data, "tiny_set", "train")
   image = transforms.center_crop(decode.decode_rgb8(source[0]["image"]), 28)[None] / 255.0
-  np.testing.assert_allclose(real[0], features.make_featurizer(model, config.patches)(
+  np.testing.assert_allclose(real[0], detector.Detector.from_config(config, model).features(
       params, image.astype(np.float32))[0], rtol=1e-5, atol=1e-5)
 
   # Batches are a pure function of (seed, step); an epoch sees every image once.

@@ -11,9 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mdmf_jax import (config_lib, evaluate_whole, features, metrics, mmd, scoring, train_step,
+from mdmf_jax import (config_lib, detector, evaluate_whole, features, metrics, mmd, scoring,
                       whole_image)
 from mdmf_jax.data import demo_whole
+from tests import stand_ins
 
 TILE, WINDOW = 28, 14  # the tiny ViT: a 2 x 2 patch grid per tile
 
@@ -34,10 +35,10 @@ def make_scorer(kernel="gaussian", seed=0):
   if kernel == "gaussian":
     config.kernel.learn_bandwidth, config.kernel.params.bandwidth = False, 4.0
   model, backbone_params = features.frozen_backbone(config)
-  featurize = features.make_featurizer(model, config.patches)
-  z = featurize(backbone_params, np.zeros((2, TILE, TILE, 3), np.float32))
-  trained = train_step.init_state(config, np.asarray(z), jax.random.key(seed)).params
-  return scoring.Scorer(config, featurize, backbone_params, trained, block_size=16)
+  images_in = detector.Detector.from_config(config, model)
+  z = images_in.features(backbone_params, np.zeros((2, TILE, TILE, 3), np.float32))
+  trained = jax.jit(images_in.init)(z, *jax.random.split(jax.random.key(seed)))
+  return scoring.Scorer(images_in, backbone_params, trained, block_size=16)
 
 
 def smooth_images(n, height, width, seed):
@@ -274,9 +275,9 @@ def patch_statistics_scorer():
   config.pfs.hidden_dim, config.pfs.out_dim = 16, 8
   config.kernel.name, config.kernel.learn_bandwidth = "gaussian", False
   config.kernel.params.bandwidth = 1.0
-  trained = train_step.init_state(config, np.ones((2, 4, 6), np.float32),
-                                     jax.random.key(0)).params
-  return scoring.Scorer(config, patch_colour_statistics, None, trained, block_size=16)
+  det, trained = stand_ins.detector(config, patch_colour_statistics,
+                                                np.ones((2, 4, 6), np.float32))
+  return scoring.Scorer(det, None, trained, block_size=16)
 
 
 def test_a_planted_corner_defect_lights_up_in_that_corner():
