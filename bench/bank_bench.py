@@ -16,10 +16,13 @@ Printed per device count D (1, 2, 4, ... up to all devices):
                equal-FLOP matmul: the same queries times each device's bank
                shard, block by block, summed (2 (d' + D) FLOPs per pair as the
                kernel's distances need), on the same devices;
-  memory       peak host RSS (getrusage: the process's lifetime peak, JAX runtime
-               included, and its baseline before the bank existed), and on GPU/TPU
-               the device peak bytes (memory_stats), with the bank's own bytes
-               per device next to it.
+  memory       the bank's bytes per device; XLA's temporary buffers of the compiled
+               scoring program (memory_analysis: what scoring needs beyond its
+               inputs); the host's peak RSS while scoring (Linux: the peak is
+               reset once the bank exists, so generating the random bank does
+               not count; the JAX runtime and, on CPU, the bank itself do), and
+               the process's lifetime peak; on GPU/TPU the device peak bytes
+               (memory_stats).
 The bank's R x R pass (Scorer.bank_from_points) is timed too, on `build_patches`
 (it is quadratic in R: 1M patches is ~1e15 FLOPs).
 
@@ -30,6 +33,7 @@ Fake CPU devices (--xla_force_host_platform_device_count) share the same cores: 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 
 import jax
@@ -41,6 +45,21 @@ from mdmf_jax import kernels, scoring
 
 def host_peak_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def reset_host_peak() -> bool:
+  """Resets the process's peak RSS (Linux's VmHWM); False where that is not possible."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+    return True
+  except OSError:
+    return False
+
+
+def host_peak_since_reset_mib() -> float:
+  with open("/proc/self/status") as f:
+    return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
 
 
 def device_peak_mib():
@@ -106,34 +125,39 @@ def main():
   if on_cpu and jax.device_count() > 1:
     print("(fake CPU devices share the same cores: no speed-up is expected)")
   print(f"{'devices':>7s} {'ms':>9s} {'matmul ms':>10s} {'Gpairs/s':>9s} {'ratio':>6s} "
-        f"{'bank MiB/dev':>12s}")
+        f"{'bank MiB/dev':>12s} {'temp MiB':>8s} {'RSS MiB':>8s}")
   results, counts = [], [d for d in (1, 2, 4, 8, 16, 32, 64) if d <= jax.device_count()]
   for count in counts:
     mesh = scoring.eval_mesh(jax.devices()[:count])
-    bank = random_bank(args.bank_patches, widths, mesh, args.block, key)
+    bank = jax.block_until_ready(random_bank(args.bank_patches, widths, mesh, args.block, key))
     score = jax.jit(lambda params, points, bank, mesh=mesh: scoring.score_points(
         make_kernel, params, points, bank, "mdmf", mesh=mesh, block_size=args.block))
     reference = streamed_matmul(mesh, args.block)
+    temp_mib = score.lower(kernel_params, sets, bank).compile().memory_analysis()
+    temp_mib = temp_mib.temp_size_in_bytes / 2**20 if temp_mib else float("nan")
+    resettable = reset_host_peak()
     ours_s, matmul_s = common.median_seconds(
         [lambda: jax.block_until_ready(score(kernel_params, sets, bank)),
          lambda: jax.block_until_ready(reference(queries, bank.points))], args.repeats)
     pairs = num_queries * args.bank_patches
     bank_mib = sum(a.addressable_shards[0].data.nbytes for a in bank.points) / 2**20
+    scoring_rss = host_peak_since_reset_mib() if resettable else float("nan")
     row = {"devices": count, "bank_patches": args.bank_patches, "query_patches": num_queries,
            "ms": 1e3 * ours_s, "matmul_ms": 1e3 * matmul_s,
            "pairs_per_s": pairs / ours_s, "gflops": pairs * flops_per_pair / ours_s / 1e9,
-           "ratio_to_matmul": matmul_s / ours_s, "bank_mib_per_device": bank_mib}
+           "ratio_to_matmul": matmul_s / ours_s, "bank_mib_per_device": bank_mib,
+           "scoring_temp_mib": temp_mib, "scoring_peak_rss_mib": scoring_rss}
     results.append(row)
     print(f"{count:7d} {row['ms']:9.1f} {row['matmul_ms']:10.1f} {pairs / ours_s / 1e9:9.2f} "
-          f"{row['ratio_to_matmul']:6.2f} {bank_mib:12.0f}")
+          f"{row['ratio_to_matmul']:6.2f} {bank_mib:12.0f} {temp_mib:8.0f} {scoring_rss:8.0f}")
     del bank
   if len(results) > 1:
     print("scaling (time on 1 device / time on D): " + ", ".join(
         f"D={r['devices']}: {results[0]['ms'] / r['ms']:.2f}x" for r in results))
   memory = {"host_peak_rss_mib": host_peak_mib(), "host_rss_before_bank_mib": rss_baseline,
             "device_peak_mib": device_peak_mib()}
-  print(f"peak host RSS {memory['host_peak_rss_mib']:.0f} MiB (before the bank: "
-        f"{rss_baseline:.0f} MiB); device peak "
+  print(f"lifetime peak host RSS {memory['host_peak_rss_mib']:.0f} MiB, generating the random "
+        f"bank included (before it: {rss_baseline:.0f} MiB); device peak "
         + ("n/a (CPU)" if memory["device_peak_mib"] is None
            else f"{memory['device_peak_mib']:.0f} MiB (bank: {results[0]['bank_mib_per_device']:.0f}"
                 " MiB of it on one device)"))
