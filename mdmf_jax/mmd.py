@@ -65,10 +65,13 @@ def pairwise_sq_dists(x: Array, y: Array | None = None) -> Array:
 
   Computed as |x|^2 + |y|^2 - 2 x.y after centring both sets on the mean of x.
   When `y` is None or the same array object as `x`, the diagonal is exactly 0
-  (the expansion alone leaves rounding residue there).
+  (the expansion alone leaves rounding residue there), and one point's
+  distance to itself is the constant 0.
   """
   if not (y is None or y is x):
     return jnp.maximum(scaled_sq_dists(x, y, 1.0), 0.0)
+  if x.shape[0] == 1:
+    return jnp.zeros((1, 1), _compute_dtype(x))
   x, _ = _centred(x, x)
   sq = jnp.sum(x * x, axis=-1)
   d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=_DIST_PRECISION),
@@ -114,9 +117,58 @@ def pairwise_l1_dists(x: Array, y: Array | None = None) -> Array:
   return jnp.sum(jnp.abs(diff), axis=-1)
 
 
+def _exp_neg_sq_dists(x: Array, y: Array | None, scale) -> Array:
+  """exp(-scaled_sq_dists(x, y, scale)): `gaussian`, and each factor of `deep`.
+
+  Between two sets of more than one point its gradient is the custom VJP
+  below; the self Gram (exact diagonal, clip) and one-row sets (no products)
+  keep plain autodiff.
+  """
+  if y is None or y is x or min(x.shape[0], y.shape[0]) == 1:
+    return jnp.exp(-scaled_sq_dists(x, y, scale))
+  dtype = _compute_dtype(x, y, scale)
+  return _exp_neg_sq_dists_of_sets(x.astype(dtype), y.astype(dtype), jnp.asarray(scale, dtype))
+
+
+@jax.custom_vjp
+def _exp_neg_sq_dists_of_sets(x, y, scale):
+  return jnp.exp(-scaled_sq_dists(x, y, scale))
+
+
+def _exp_neg_sq_dists_fwd(x, y, scale):
+  k = _exp_neg_sq_dists_of_sets(x, y, scale)
+  return k, (x, y, scale, k)
+
+
+def _exp_neg_sq_dists_bwd(residuals, dk):
+  """Gradients of sum_ij dk_ij k_ij, as products of g = dk * k with the centred points:
+
+    d/dx_i = 2 scale (sum_j g_ij y_j - x_i sum_j g_ij)   (y likewise, with g^T)
+    d/dscale = -sum_ij g_ij |x_i - y_j|^2
+
+  Plain autodiff of the augmented product gets the same through its
+  concatenations and norms, in more passes over (m, d) and (m, n) arrays.
+  Only the inputs and k are kept from the forward pass.
+  """
+  x, y, scale, k = residuals
+  x, y = _centred(x, y)
+  g = dk * k
+  rows, cols = jnp.sum(g, axis=1), jnp.sum(g, axis=0)
+  g_y = jnp.matmul(g, y, precision=_DIST_PRECISION)
+  g_x = jnp.matmul(g.T, x, precision=_DIST_PRECISION)
+  d_x = 2.0 * scale * (g_y - rows[:, None] * x)
+  d_y = 2.0 * scale * (g_x - cols[:, None] * y)
+  d_scale = -(rows @ jnp.sum(x * x, axis=-1) + cols @ jnp.sum(y * y, axis=-1)
+              - 2.0 * jnp.sum(x * g_y))
+  return d_x, d_y, d_scale
+
+
+_exp_neg_sq_dists_of_sets.defvjp(_exp_neg_sq_dists_fwd, _exp_neg_sq_dists_bwd)
+
+
 def gaussian(x: Array, y: Array, bandwidth) -> Array:
   """k(x, y) = exp(-|x - y|_2^2 / bandwidth)."""
-  return jnp.exp(-scaled_sq_dists(x, y, 1.0 / bandwidth))
+  return _exp_neg_sq_dists(x, y, 1.0 / bandwidth)
 
 
 def laplace(x: Array, y: Array, bandwidth) -> Array:
@@ -152,8 +204,8 @@ def deep(x, y, eps, sigma_phi, sigma_q) -> Array:
   """
   s_x, z_x = x
   s_y, z_y = (None, None) if y is x else y  # None: exact zero self-distances
-  k_s = jnp.exp(-scaled_sq_dists(s_x, s_y, 1.0 / sigma_phi))
-  return ((1.0 - eps) * k_s + eps) * jnp.exp(-scaled_sq_dists(z_x, z_y, 1.0 / sigma_q))
+  k_s = _exp_neg_sq_dists(s_x, s_y, 1.0 / sigma_phi)
+  return ((1.0 - eps) * k_s + eps) * _exp_neg_sq_dists(z_x, z_y, 1.0 / sigma_q)
 
 
 def gram_matrices(kernel_fn: KernelFn, x, y) -> tuple[Array, Array, Array]:
@@ -249,11 +301,14 @@ def gram_sums(k, mask_rows=None, mask_cols=None) -> GramSums:
 def _paired_values(kernel_fn: KernelFn, x, y):
   """k(x_i, y_i) for i < min(m, n), one 1 x 1 Gram matrix each: the diagonal without the matrix.
 
-  Exact zero-distance values when y is x: a 1 x 1 `scaled_sq_dists` is the
-  sum of squared differences, x_i - x_i = 0.
+  When y is x each is kernel_fn(x_i, x_i) of one and the same point: the
+  self Gram's exact zero distance, for the squared-distance kernels a constant
+  (`pairwise_sq_dists`) that XLA folds away, gradient included.
   """
   num = min(_num_points(x), _num_points(y))
   one_by_one = lambda points: jax.tree.map(lambda a: a[:num, None], points)
+  if y is x:
+    return jax.vmap(lambda a: kernel_fn(a, a)[0, 0])(one_by_one(x))
   return jax.vmap(lambda a, b: kernel_fn(a, b)[0, 0])(one_by_one(x), one_by_one(y))
 
 

@@ -548,6 +548,74 @@ def test_grad_matches_finite_differences():
                 modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
+def plain_gaussian(x, y, bandwidth):
+  """The Gaussian kernel as broadcast differences: plain autodiff, no products, no custom VJP."""
+  return jnp.exp(-jnp.sum(jnp.square(x[:, None, :] - y[None, :, :]), axis=-1) / bandwidth)
+
+
+def plain_deep(x, y, eps, sigma_phi, sigma_q):
+  (s_x, z_x), (s_y, z_y) = x, y
+  return ((1.0 - eps) * plain_gaussian(s_x, s_y, sigma_phi) + eps) * plain_gaussian(
+      z_x, z_y, sigma_q)
+
+
+def test_custom_vjp_matches_float64_autodiff_of_the_plain_formula():
+  """gaussian and deep between two sets (their custom VJP): value and gradient of a weighted
+  sum of the Gram matrix, bandwidths included, against float64 autodiff of the broadcast
+  formula, to float64 rounding, and in float32 (with a common offset) to float32's."""
+  weights = rand(9, 9, 7)
+  gaussian_sum = lambda kernel: lambda x, y, b: jnp.sum(weights * kernel(x, y, b))
+  deep_sum = lambda kernel: lambda sx, zx, sy, zy, p: jnp.sum(
+      weights * kernel((sx, zx), (sy, zy), jax.nn.sigmoid(p[0]), p[1] ** 2, p[2] ** 2))
+  cases = [  # (ours, plain, float32 arguments)
+      (gaussian_sum(mmd.gaussian), gaussian_sum(plain_gaussian),
+       (rand(0, 9, 4, shift=50.0), rand(1, 7, 4, shift=50.3), np.float32(2.5))),
+      (deep_sum(mmd.deep), deep_sum(plain_deep),
+       (rand(2, 9, 3), rand(3, 9, 6), rand(4, 7, 3, shift=0.2), rand(5, 7, 6),
+        np.array([0.3, 1.2, 2.5], np.float32))),
+  ]
+  for ours, plain, args in cases:
+    argnums = tuple(range(len(args)))
+    with jax.enable_x64(True):
+      args64 = [jnp.asarray(a, jnp.float64) for a in args]
+      ref_value, ref_grads = jax.value_and_grad(plain, argnums)(*args64)
+      value, grads = jax.jit(jax.value_and_grad(ours, argnums))(*args64)
+      np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+      for g, r in zip(grads, ref_grads):
+        assert g.dtype == jnp.float64
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12 * np.max(np.abs(r)))
+    value, grads = jax.jit(jax.value_and_grad(ours, argnums))(*args)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+    for g, r in zip(grads, ref_grads):
+      assert g.dtype == jnp.float32
+      np.testing.assert_allclose(g, r, rtol=1e-5, atol=2e-6 * np.max(np.abs(r)))
+
+
+def test_set_estimator_gradients_vmapped_with_a_learned_bandwidth():
+  """The fused set_ estimators vmapped over pairs, as training runs them, one bandwidth shared
+  by every pair: gradients in x, y and the bandwidth equal float64 autodiff of the estimators
+  on plain Gram matrices."""
+  xs, ys = rand(0, 3, 8, 4), rand(1, 3, 8, 4, shift=0.3)
+
+  def ours(x, y, bandwidth):
+    kernel = functools.partial(mmd.gaussian, bandwidth=bandwidth)
+    return (mmd.set_mmd2(kernel, x, y) + mmd.set_j_statistic(kernel, x, y)
+            + mmd.set_mpp_and_variance(kernel, x, y)[1])
+
+  def plain(x, y, bandwidth):
+    kxx, kyy, kxy = (plain_gaussian(a, b, bandwidth) for a, b in ((x, x), (y, y), (x, y)))
+    return (mmd.mmd2(kxx, kyy, kxy) + mmd.j_statistic(kxx, kyy, kxy)
+            + mmd.mpp_and_variance(kxx, kxy)[1])
+
+  with jax.enable_x64(True):
+    xs, ys = jnp.asarray(xs, jnp.float64), jnp.asarray(ys, jnp.float64)
+    total = lambda f: lambda x, y, b: jnp.sum(jax.vmap(f, (0, 0, None))(x, y, b))
+    grads = jax.jit(jax.grad(total(ours), (0, 1, 2)))(xs, ys, 2.0)
+    ref_grads = jax.grad(total(plain), (0, 1, 2))(xs, ys, 2.0)
+    for g, r in zip(grads, ref_grads):
+      np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
+
+
 # --------------------------------------------------------------------------
 # Streaming.
 # --------------------------------------------------------------------------
