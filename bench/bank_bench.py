@@ -133,8 +133,8 @@ def main():
     score = jax.jit(lambda params, points, bank, mesh=mesh: scoring.score_points(
         make_kernel, params, points, bank, "mdmf", mesh=mesh, block_size=args.block))
     reference = streamed_matmul(mesh, args.block)
-    temp_mib = score.lower(kernel_params, sets, bank).compile().memory_analysis()
-    temp_mib = temp_mib.temp_size_in_bytes / 2**20 if temp_mib else float("nan")
+    analysis = score.lower(kernel_params, sets, bank).compile().memory_analysis()
+    temp_mib = analysis.temp_size_in_bytes / 2**20 if analysis else float("nan")
     resettable = reset_host_peak()
     ours_s, matmul_s = common.median_seconds(
         [lambda: jax.block_until_ready(score(kernel_params, sets, bank)),

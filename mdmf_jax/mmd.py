@@ -535,7 +535,7 @@ def pool_patches(points):
   return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), points)
 
 
-def _valid_mean(values, mask):
+def masked_mean(values, mask):
   """Mean over the last axis of the entries `mask` marks (all of them when mask is None)."""
   if mask is None:
     return jnp.mean(values, axis=-1)
@@ -553,7 +553,7 @@ def _zero_padding(points, mask):
 def self_mean_kernels(kernel_fn: KernelFn, points, mask=None) -> Array:
   """(N, K): mean_k' k(x_nk, x_nk') over the valid patches k' of each set (leaves (N, K, ...))."""
   points = _zero_padding(points, mask)
-  return jax.vmap(lambda x, valid: _valid_mean(kernel_fn(x, x), valid))(points, mask)
+  return jax.vmap(lambda x, valid: masked_mean(kernel_fn(x, x), valid))(points, mask)
 
 
 def set_mmd2_from_means(self_means, bank_means, bank_mean, mask=None):
@@ -567,7 +567,7 @@ def set_mmd2_from_means(self_means, bank_means, bank_mean, mask=None):
   bank). Means over k run over the valid patches of `mask` (N, K); padded
   patches get a NaN witness. The formula of the set score; `set_vs_bank` feeds it.
   """
-  scores = _valid_mean(self_means, mask) + bank_mean - 2.0 * _valid_mean(bank_means, mask)
+  scores = masked_mean(self_means, mask) + bank_mean - 2.0 * masked_mean(bank_means, mask)
   witness = self_means - bank_means
   if mask is not None:
     witness = jnp.where(mask, witness, jnp.nan)

@@ -211,11 +211,8 @@ def score_points(make_kernel: Callable, kernel_params, points, bank: DeviceBank,
                               block_size=block_size)
   scores, witness, densities = mmd.set_vs_bank(make_kernel(kernel_params), points, density,
                                                bank.rr_mean, mask=mask)
-  if method == "patch_vote":
-    votes = densities < bank.vote_threshold
-    if mask is not None:
-      return jnp.sum(votes & mask, axis=1) / jnp.sum(mask, axis=1), witness
-    return jnp.mean(votes, axis=1), witness
+  if method == "patch_vote":  # the fraction of valid patches voting "fake"
+    return mmd.masked_mean((densities < bank.vote_threshold).astype(jnp.float32), mask), witness
   return scores, witness
 
 
@@ -263,9 +260,6 @@ class Scorer:
     other.params = {**self.params, "trained": jax.device_put(trained, self._replicated)}
     return other
 
-  def _make_kernel(self, kernel_params):
-    return self.detector.kernel.bind(kernel_params)
-
   def kernel_fn(self, trained=None):
     """The kernel bound to its trained parameters (`trained`: default, this Scorer's)."""
     return self.detector.kernel_fn(trained or self.params["trained"])
@@ -300,7 +294,7 @@ class Scorer:
     return jax.tree.map(place_one, models, is_leaf=lambda x: not isinstance(x, dict))
 
   def _bank_statistics_fn(self, trained, points, valid, quantile):
-    densities = bank_self_density(self._make_kernel, trained["kernel"], points, valid,
+    densities = bank_self_density(self.detector.kernel.bind, trained["kernel"], points, valid,
                                   mesh=self.mesh, block_size=self.block_size)
     rr_mean = jnp.sum(jnp.where(valid, densities, 0.0)) / jnp.sum(valid)
     if quantile is None:
@@ -325,7 +319,7 @@ class Scorer:
     return self._global(self.params["backbone"], *self._put_batch(images))
 
   def _score_points_fn(self, trained, points, bank, mask, method):
-    return score_points(self._make_kernel, trained["kernel"], points, bank, method,
+    return score_points(self.detector.kernel.bind, trained["kernel"], points, bank, method,
                         mesh=self.mesh, block_size=self.block_size, mask=mask)
 
   def score_points(self, points, bank, *, mask=None, method="mdmf"):
